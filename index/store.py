@@ -1,0 +1,125 @@
+"""The on-disk index directory: versioned snapshots with an atomic switch.
+
+Layout:
+    <index_dir>/CURRENT                 name of the live version (replaced atomically)
+    <index_dir>/versions/<n>/manifest.json
+    <index_dir>/versions/<n>/documents.jsonl
+    <index_dir>/versions/<n>/clauses.jsonl
+
+A write builds a complete new version beside the live one and only then points
+CURRENT at it, so a crash or Ctrl-C in the middle of an ingest leaves the previous
+index fully usable. Old versions are pruned after the switch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ingest.schema import Clause, Document
+
+FORMAT_VERSION = 1
+KEEP_VERSIONS = 2
+
+
+class IndexMissingError(Exception):
+    """No index has been built in this directory yet."""
+
+    def __init__(self, index_dir: Path) -> None:
+        super().__init__(f"no index in {index_dir}: run `policyqa ingest PATH` first")
+
+
+@dataclass
+class Snapshot:
+    documents: list[Document]
+    clauses: list[Clause]
+    manifest: dict
+
+
+def _write_jsonl(path: Path, records) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(record.model_dump_json())
+            f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_jsonl(path: Path, model):
+    with path.open(encoding="utf-8") as f:
+        return [model.model_validate_json(line) for line in f if line.strip()]
+
+
+class IndexStore:
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self.versions_dir = self.index_dir / "versions"
+
+    def current_version(self) -> str | None:
+        try:
+            name = (self.index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name if (self.versions_dir / name / "manifest.json").is_file() else None
+
+    def exists(self) -> bool:
+        return self.current_version() is not None
+
+    def load(self) -> Snapshot:
+        version = self.current_version()
+        if version is None:
+            raise IndexMissingError(self.index_dir)
+        folder = self.versions_dir / version
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        return Snapshot(
+            documents=_read_jsonl(folder / "documents.jsonl", Document),
+            clauses=_read_jsonl(folder / "clauses.jsonl", Clause),
+            manifest=manifest,
+        )
+
+    def commit(self, documents: list[Document], clauses: list[Clause]) -> str:
+        """Write a complete new version, then switch CURRENT to it atomically."""
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        previous = self.current_version()
+        number = int(previous) + 1 if previous and previous.isdigit() else 1
+        while (self.versions_dir / f"{number:06d}").exists():
+            number += 1
+        name = f"{number:06d}"
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.versions_dir))
+        try:
+            _write_jsonl(staging / "documents.jsonl", documents)
+            _write_jsonl(staging / "clauses.jsonl", clauses)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "version": name,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "documents": len(documents),
+                "clauses": len(clauses),
+            }
+            (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+            os.replace(staging, self.versions_dir / name)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._point_current_at(name)
+        self._prune(keep={name, previous})
+        return name
+
+    def _point_current_at(self, name: str) -> None:
+        tmp = self.index_dir / f".CURRENT.{os.getpid()}"
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(name)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.index_dir / "CURRENT")
+
+    def _prune(self, keep: set[str | None]) -> None:
+        versions = sorted(p for p in self.versions_dir.iterdir() if p.is_dir())
+        for folder in versions[:-KEEP_VERSIONS]:
+            if folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
