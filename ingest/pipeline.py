@@ -30,10 +30,14 @@ def make_doc_id(stem: str) -> str:
     return _UNSAFE_ID_CHARS.sub("_", stem).strip("_") or "document"
 
 
+def is_metadata_line(paragraph: str) -> bool:
+    return bool(_METADATA_LINE.match(paragraph))
+
+
 def _split_metadata_lines(draft: DraftDocument) -> tuple[list[str], str]:
     """(body paragraphs, header lines) for a drafted document."""
-    body = [p for p in draft.paragraphs if not _METADATA_LINE.match(p)]
-    header_lines = draft.header + [p for p in draft.paragraphs if _METADATA_LINE.match(p)]
+    body = [p for p in draft.paragraphs if not is_metadata_line(p)]
+    header_lines = draft.header + [p for p in draft.paragraphs if is_metadata_line(p)]
     return body, "\n".join(header_lines)
 
 
