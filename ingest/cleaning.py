@@ -92,9 +92,13 @@ def garbage_score(segment: str) -> float:
     return (hard + rare / 2) / length if length else 0.0
 
 
+_HARD_CANDIDATES = re.compile(r"[{}|§%¤¦~^¨‖A-Za-z]")
+
+
 def _is_garbage(segment: str) -> bool:
     body = segment.strip()
-    if len(body) < _GARBAGE_MIN_SEGMENT:
+    # Cheap test first: without two hard-sign candidates a segment cannot qualify.
+    if len(body) < _GARBAGE_MIN_SEGMENT or len(_HARD_CANDIDATES.findall(body)) < 2:
         return False
     hard, rare, length = _signs(body)
     return hard >= 2 and (hard + rare / 2) / length >= 0.3
