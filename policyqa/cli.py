@@ -77,7 +77,8 @@ def ingest(
 
 
 def _print_summary(result, index_dir: Path, version: str) -> None:
-    table = Table(title=f"ingest summary → {index_dir} (version {version})", show_header=False)
+    err.print(f"[bold]ingest summary[/bold]: index {index_dir}, version {version}")
+    table = Table(show_header=False)
     table.add_row("files", str(result.files))
     table.add_row("documents added", str(len(result.documents)))
     table.add_row("clauses added", str(len(result.clauses)))
