@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +40,7 @@ class Snapshot:
     documents: list[Document]
     clauses: list[Clause]
     manifest: dict
+    folder: Path  # the version directory, for the files an index keeps beside the records
 
 
 def _write_jsonl(path: Path, records) -> None:
@@ -80,10 +82,20 @@ class IndexStore:
             documents=_read_jsonl(folder / "documents.jsonl", Document),
             clauses=_read_jsonl(folder / "clauses.jsonl", Clause),
             manifest=manifest,
+            folder=folder,
         )
 
-    def commit(self, documents: list[Document], clauses: list[Clause]) -> str:
-        """Write a complete new version, then switch CURRENT to it atomically."""
+    def commit(
+        self,
+        documents: list[Document],
+        clauses: list[Clause],
+        write_extra: Callable[[Path], dict] | None = None,
+    ) -> str:
+        """Write a complete new version, then switch CURRENT to it atomically.
+
+        `write_extra(folder)` writes further files (vectors, indexes) into the new version and
+        returns what the manifest should say about them.
+        """
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         previous = self.current_version()
         number = int(previous) + 1 if previous and previous.isdigit() else 1
@@ -94,12 +106,14 @@ class IndexStore:
         try:
             _write_jsonl(staging / "documents.jsonl", documents)
             _write_jsonl(staging / "clauses.jsonl", clauses)
+            extra = write_extra(staging) if write_extra else {}
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "version": name,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "documents": len(documents),
                 "clauses": len(clauses),
+                **extra,
             }
             (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
             os.replace(staging, self.versions_dir / name)

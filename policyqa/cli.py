@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from index.store import IndexStore
+from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError, update_index
+from index.store import IndexMissingError, IndexStore
 from ingest.errors import IngestError
 from ingest.pipeline import find_files, ingest_files, parse_file
-from policyqa.settings import get_settings
+from policyqa.settings import get_settings, load_encoder
 
 app = typer.Typer(help="Search Chinese education-policy documents clause by clause.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -46,34 +49,102 @@ def ingest(
     index_dir: IndexDirOption = None,
 ) -> None:
     """Parse files into clauses and add them to the index (new and changed files replace old ones)."""
-    store = IndexStore(index_dir or get_settings().index_dir)
+    settings = get_settings()
+    index_dir = index_dir or settings.index_dir
+    store = IndexStore(index_dir)
     files = list(find_files(paths))
     if not files:
         err.print(f"[red]no supported files found in {', '.join(map(str, paths))}[/red]")
         raise typer.Exit(1)
-    existing = store.load() if store.exists() else None
     sources = {str(p) for p in files}
-    kept_docs = [d for d in existing.documents if d.source_path not in sources] if existing else []
-    kept_ids = {d.doc_id for d in kept_docs}
-    kept_clauses = [c for c in existing.clauses if c.doc_id in kept_ids] if existing else []
+    existing = store.load() if store.exists() else None
+    kept = [d for d in existing.documents if d.source_path not in sources] if existing else []
 
-    with Progress(
-        TextColumn("[bold]ingest"),
+    with _progress(len(files) < 20) as progress:
+        task = progress.add_task("parse", total=len(files))
+        result = ingest_files(
+            files,
+            known_hashes={d.sha256: d.doc_id for d in kept},
+            on_file=lambda p: progress.update(task, advance=1, description=f"parse {p.name[:30]}"),
+        )
+        encoder = load_encoder(settings)
+        embed = progress.add_task("embed", total=None)
+        version = update_index(
+            index_dir,
+            encoder,
+            result.documents,
+            result.clauses,
+            replace_sources=sources,
+            with_context=settings.embedding_context,
+            on_embedded=lambda n: progress.update(embed, advance=n),
+        )
+    _print_summary(result, store.index_dir, version)
+
+
+@app.command()
+def remove(doc_ids: Annotated[list[str], typer.Argument(help="document ids to remove")], index_dir: IndexDirOption = None) -> None:
+    """Remove documents from the index (other documents keep their embeddings)."""
+    settings = get_settings()
+    index_dir = index_dir or settings.index_dir
+    known = {d.doc_id for d in IndexStore(index_dir).load().documents}
+    unknown = [d for d in doc_ids if d not in known]
+    if unknown:
+        err.print(f"[red]no such document: {', '.join(unknown)}[/red]")
+        raise typer.Exit(1)
+    version = update_index(index_dir, load_encoder(settings), [], [], remove_doc_ids=set(doc_ids),
+                           with_context=settings.embedding_context)
+    err.print(f"removed {len(doc_ids)} document(s); index version {version}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="question or keywords, e.g. 班额标准")],
+    k: Annotated[int, typer.Option("-k", help="number of results")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or lexical")] = "hybrid",
+    doc: Annotated[str | None, typer.Option(help="only this document id")] = None,
+    issuer: Annotated[str | None, typer.Option(help="only documents whose issuer contains this")] = None,
+    region: Annotated[str | None, typer.Option(help="only documents whose region contains this")] = None,
+    year: Annotated[int | None, typer.Option(help="only documents dated in this year")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Search the index and print the best clauses with their documents."""
+    settings = get_settings()
+    try:
+        index = ClauseIndex.open(index_dir or settings.index_dir, load_encoder(settings))
+        hits = index.search(query, k=k, mode=mode, filters=Filters(doc_id=doc, issuer=issuer, region=region, year=year))
+    except (IndexMissingError, ModelMismatchError, QueryError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if as_json:
+        sys.stdout.write(json.dumps([h.model_dump(exclude={"clause": {"norm_text"}}) for h in hits], ensure_ascii=False) + "\n")
+        return
+    out = Console()
+    if not hits:
+        out.print("未找到相关条款 (no matching clause)")
+    for rank, hit in enumerate(hits, 1):
+        doc_info = hit.document
+        meta = " · ".join(x for x in (doc_info.issuer, doc_info.doc_number, doc_info.date) if x)
+        out.print(f"[bold]{rank}. 《{doc_info.title}》[/bold] {meta}")
+        out.print(f"   [dim]{' > '.join(hit.clause.heading_path) or '(正文开头)'}  ·  {hit.clause.id}[/dim]")
+        text = escape(hit.clause.text.replace("\n", " "))
+        for term in hit.matched_terms:
+            text = text.replace(term, f"[yellow]{term}[/yellow]")
+        out.print(f"   {text}")
+        ranks = f"dense #{hit.dense_rank or '-'} lexical #{hit.lexical_rank or '-'}"
+        also = f"  also in: {', '.join(a.title for a in hit.also_in)}" if hit.also_in else ""
+        out.print(f"   [dim]score {hit.score:.4f} ({ranks}){also}[/dim]\n")
+
+
+def _progress(disable: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.description}"),
         console=err,
-        disable=len(files) < 20,
-    ) as progress:
-        task = progress.add_task("", total=len(files))
-        result = ingest_files(
-            files,
-            known_hashes={d.sha256: d.doc_id for d in kept_docs},
-            on_file=lambda p: progress.update(task, advance=1, description=p.name[:40]),
-        )
-    version = store.commit(kept_docs + result.documents, kept_clauses + result.clauses)
-    _print_summary(result, store.index_dir, version)
+        disable=disable,
+    )
 
 
 def _print_summary(result, index_dir: Path, version: str) -> None:

@@ -1,0 +1,257 @@
+"""The clause index: dense (FAISS) + lexical (BM25) over one versioned store, and hybrid search.
+
+`ClauseIndex.open` loads the live version; `update_index` adds, replaces and removes documents
+and commits a new version atomically, re-embedding only clauses whose embedding input changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from index.collapse import collapse_duplicates
+from index.dense import DenseIndex
+from index.encoder import Encoder
+from index.fusion import rrf
+from index.lexical import LexicalIndex
+from index.store import IndexStore
+from index.tokenize import tokenize
+from ingest.normalize import normalize_for_matching
+from ingest.schema import Clause, Document
+
+Mode = Literal["hybrid", "dense", "lexical"]
+MODES = ("hybrid", "dense", "lexical")
+MAX_QUERY_CHARS = 1000
+CANDIDATES = 50  # each retriever's depth before fusion
+
+
+class QueryError(ValueError):
+    """A query the index cannot answer as asked (empty, too long, unknown mode, bad k)."""
+
+
+class ModelMismatchError(Exception):
+    def __init__(self, built_with: str, configured: str) -> None:
+        super().__init__(
+            f"this index was built with the embedding model '{built_with}', but the configured model is "
+            f"'{configured}': set POLICYQA_MODEL back, or rebuild the index with `policyqa ingest --rebuild PATH`"
+        )
+
+
+class Filters(BaseModel):
+    doc_id: str | None = None
+    issuer: str | None = None
+    region: str | None = None
+    year: int | None = None
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str
+    title: str
+    source_path: str
+    issuer: str | None = None
+    doc_number: str | None = None
+    date: str | None = None
+    region: str | None = None
+
+
+class AlsoIn(BaseModel):
+    clause_id: str
+    doc_id: str
+    title: str
+
+
+class Hit(BaseModel):
+    clause: Clause
+    document: DocumentInfo
+    score: float
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    lexical_score: float | None = None
+    lexical_rank: int | None = None
+    matched_terms: list[str] = []
+    also_in: list[AlsoIn] = []
+
+
+def embedding_input(clause: Clause, with_context: bool) -> str:
+    """What the encoder reads for a clause: normalised text, optionally after its title and headings."""
+    if not with_context:
+        return clause.norm_text
+    context = " > ".join([clause.doc_title, *clause.heading_path])
+    return normalize_for_matching(context) + "\n" + clause.norm_text
+
+
+def _key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _document_info(doc: Document) -> DocumentInfo:
+    return DocumentInfo(**doc.model_dump(include=set(DocumentInfo.model_fields)))
+
+
+class ClauseIndex:
+    def __init__(
+        self,
+        documents: list[Document],
+        clauses: list[Clause],
+        dense: DenseIndex,
+        lexical: LexicalIndex,
+        encoder: Encoder,
+        manifest: dict,
+    ) -> None:
+        self.documents = {d.doc_id: d for d in documents}
+        self.clauses = clauses
+        self.manifest = manifest
+        self._row = {c.id: i for i, c in enumerate(clauses)}
+        self._dense = dense
+        self._lexical = lexical
+        self._encoder = encoder
+        self._doc_rows = np.array([c.doc_id for c in clauses], dtype=object)
+
+    @classmethod
+    def open(cls, index_dir: Path, encoder: Encoder) -> ClauseIndex:
+        snapshot = IndexStore(index_dir).load()
+        built_with = snapshot.manifest.get("model_id")
+        if built_with != encoder.model_id:
+            raise ModelMismatchError(str(built_with), encoder.model_id)
+        return cls(
+            snapshot.documents,
+            snapshot.clauses,
+            DenseIndex.load(snapshot.folder / "dense.faiss"),
+            LexicalIndex.load(snapshot.folder / "lexical", len(snapshot.clauses)),
+            encoder,
+            snapshot.manifest,
+        )
+
+    def get_clause(self, clause_id: str) -> Clause | None:
+        row = self._row.get(clause_id)
+        return None if row is None else self.clauses[row]
+
+    def _allowed_rows(self, filters: Filters | None) -> np.ndarray | None:
+        if filters is None or not any(filters.model_dump().values()):
+            return None
+        docs = [
+            d
+            for d in self.documents.values()
+            if (filters.doc_id is None or d.doc_id == filters.doc_id)
+            and (filters.issuer is None or (d.issuer or "").find(filters.issuer) >= 0)
+            and (filters.region is None or (d.region or "").find(filters.region) >= 0)
+            and (filters.year is None or (d.date or "").startswith(str(filters.year)))
+        ]
+        ids = {d.doc_id for d in docs}
+        return np.flatnonzero(np.isin(self._doc_rows, list(ids)))
+
+    def search(self, query: str, k: int = 10, mode: Mode = "hybrid", filters: Filters | None = None) -> list[Hit]:
+        query = query.strip()
+        if not query:
+            raise QueryError("the query is empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise QueryError(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+        if mode not in MODES:
+            raise QueryError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
+        if not 1 <= k <= 100:
+            raise QueryError(f"k must be between 1 and 100, not {k}")
+        allowed = self._allowed_rows(filters)
+        if allowed is not None and len(allowed) == 0:
+            return []
+        depth = max(CANDIDATES, 3 * k)
+        dense: dict[int, tuple[int, float]] = {}
+        lexical: dict[int, tuple[int, float]] = {}
+        query_tokens = tokenize(query)
+        if mode in ("hybrid", "dense"):
+            vector = self._encoder.encode_queries([normalize_for_matching(query)])[0]
+            rows, scores = self._dense.search(vector, depth, allowed)
+            dense = {int(r): (rank, float(s)) for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)}
+        if mode in ("hybrid", "lexical"):
+            mask = None
+            if allowed is not None:
+                mask = np.zeros(len(self.clauses), dtype=np.float32)
+                mask[allowed] = 1
+            rows, scores = self._lexical.search(query_tokens, depth, mask)
+            lexical = {int(r): (rank, float(s)) for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)}
+        if mode == "dense":
+            fused = {r: s for r, (_, s) in dense.items()}
+        elif mode == "lexical":
+            fused = {r: s for r, (_, s) in lexical.items()}
+        else:
+            fused = rrf([list(dense), list(lexical)])
+        ranked = sorted(fused, key=lambda r: -fused[r])[: depth]
+        groups = collapse_duplicates(ranked, lambda r: self.clauses[r].norm_text)[:k]
+        return [self._hit(row, fused[row], dense, lexical, query_tokens, others) for row, others in groups]
+
+    def _hit(self, row, score, dense, lexical, query_tokens, others) -> Hit:
+        clause = self.clauses[row]
+        terms = sorted({t for t in query_tokens if t in clause.norm_text}, key=len, reverse=True)
+        matched = [t for t in terms if not any(t != longer and t in longer for longer in terms)]
+        return Hit(
+            clause=clause,
+            document=_document_info(self.documents[clause.doc_id]),
+            score=score,
+            dense_rank=dense.get(row, (None, None))[0],
+            dense_score=dense.get(row, (None, None))[1],
+            lexical_rank=lexical.get(row, (None, None))[0],
+            lexical_score=lexical.get(row, (None, None))[1],
+            matched_terms=matched,
+            also_in=[
+                AlsoIn(clause_id=self.clauses[o].id, doc_id=self.clauses[o].doc_id, title=self.clauses[o].doc_title)
+                for o in others
+            ],
+        )
+
+
+def update_index(
+    index_dir: Path,
+    encoder: Encoder,
+    add_documents: list[Document],
+    add_clauses: list[Clause],
+    replace_sources: set[str] = frozenset(),
+    remove_doc_ids: set[str] = frozenset(),
+    with_context: bool = True,
+    on_embedded: Callable[[int], None] | None = None,
+) -> str:
+    """Commit a new version: the old index minus removed/replaced documents plus the new ones.
+
+    Clauses whose embedding input is unchanged reuse their stored vector; only the rest are encoded.
+    """
+    store = IndexStore(index_dir)
+    old_docs: list[Document] = []
+    old_clauses: list[Clause] = []
+    cache: dict[str, np.ndarray] = {}
+    if store.exists():
+        snapshot = store.load()
+        if snapshot.manifest.get("model_id") == encoder.model_id:
+            vectors = np.load(snapshot.folder / "embeddings.npy")
+            keys = json.loads((snapshot.folder / "embed_keys.json").read_text(encoding="utf-8"))
+            cache = dict(zip(keys, vectors, strict=True))
+        dropped = {d.doc_id for d in snapshot.documents if d.source_path in replace_sources} | set(remove_doc_ids)
+        old_docs = [d for d in snapshot.documents if d.doc_id not in dropped]
+        old_clauses = [c for c in snapshot.clauses if c.doc_id not in dropped]
+    documents = old_docs + add_documents
+    clauses = old_clauses + add_clauses
+    inputs = [embedding_input(c, with_context) for c in clauses]
+    keys = [_key(t) for t in inputs]
+    todo = [i for i, key in enumerate(keys) if key not in cache]
+    fresh = encoder.encode_passages([inputs[i] for i in todo], on_batch=on_embedded)
+    for i, vector in zip(todo, fresh, strict=True):
+        cache[keys[i]] = vector
+    vectors = np.stack([cache[key] for key in keys]) if keys else np.empty((0, encoder.dim), dtype=np.float32)
+
+    def write(folder: Path) -> dict:
+        np.save(folder / "embeddings.npy", vectors.astype(np.float32))
+        (folder / "embed_keys.json").write_text(json.dumps(keys), encoding="utf-8")
+        DenseIndex.build(vectors).save(folder / "dense.faiss")
+        LexicalIndex.build([tokenize(c.norm_text) for c in clauses]).save(folder / "lexical")
+        return {
+            "model_id": encoder.model_id,
+            "dimensions": encoder.dim,
+            "embedding_context": with_context,
+            "embedded_now": len(todo),
+            "reused_embeddings": len(keys) - len(todo),
+        }
+
+    return store.commit(documents, clauses, write)

@@ -1,0 +1,40 @@
+"""Collapsing the same clause re-issued by several documents into one hit that lists the others."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from ingest.normalize import compact
+
+T = TypeVar("T")
+
+NEAR_DUPLICATE_JACCARD = 0.8
+_SHINGLE = 3
+
+
+def shingles(text: str) -> frozenset[str]:
+    text = compact(text)
+    if len(text) <= _SHINGLE:
+        return frozenset([text])
+    return frozenset(text[i : i + _SHINGLE] for i in range(len(text) - _SHINGLE + 1))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def collapse_duplicates(
+    ranked: Sequence[T], text_of: Callable[[T], str], threshold: float = NEAR_DUPLICATE_JACCARD
+) -> list[tuple[T, list[T]]]:
+    """Keep the best-ranked of each group of near-identical texts; the rest become its `also_in`."""
+    kept: list[tuple[T, frozenset[str], list[T]]] = []
+    for item in ranked:
+        item_shingles = shingles(text_of(item))
+        for _, kept_shingles, others in kept:
+            if jaccard(item_shingles, kept_shingles) >= threshold:
+                others.append(item)
+                break
+        else:
+            kept.append((item, item_shingles, []))
+    return [(item, others) for item, _, others in kept]

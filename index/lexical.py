@@ -1,0 +1,44 @@
+"""BM25 over jieba words + bigrams (bm25s): build, search with a filter mask, save, memory-mapped load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+
+class LexicalIndex:
+    def __init__(self, retriever: bm25s.BM25, size: int) -> None:
+        self._retriever = retriever
+        self.size = size
+
+    @classmethod
+    def build(cls, token_lists: list[list[str]]) -> LexicalIndex:
+        retriever = bm25s.BM25()
+        # An empty clause still needs a row, so every position lines up with the clause store.
+        retriever.index([tokens or ["\u2205"] for tokens in token_lists], show_progress=False)
+        return cls(retriever, len(token_lists))
+
+    def search(self, tokens: list[str], k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Row indexes and BM25 scores, best first; rows scoring 0 (no shared term) are left out."""
+        known = [t for t in tokens if t in self._retriever.vocab_dict]
+        if not known or self.size == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        rows, scores = self._retriever.retrieve(
+            [known],
+            k=min(k, self.size),
+            show_progress=False,
+            n_threads=1,
+            weight_mask=None if mask is None else mask.astype(np.float32),
+        )
+        rows, scores = rows[0].astype(np.int64), scores[0]
+        keep = scores > 0
+        return rows[keep], scores[keep]
+
+    def save(self, folder: Path) -> None:
+        self._retriever.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path, size: int) -> LexicalIndex:
+        return cls(bm25s.BM25.load(str(folder), mmap=True, show_progress=False), size)
