@@ -24,3 +24,29 @@ SEEDS = {
 @pytest.fixture(scope="session")
 def seeds() -> dict[str, ParsedFile]:
     return {name: parse_file(path) for name, path in SEEDS.items()}
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The real default model, built once into data/models (gitignored) and reused across runs."""
+    from policyqa.settings import Settings, load_encoder
+
+    return load_encoder(Settings(models_dir=REPO / "data" / "models"))
+
+
+@pytest.fixture(scope="session")
+def demo_index_dir(tmp_path_factory, encoder):
+    from index.clause_index import update_index
+    from ingest.pipeline import find_files, ingest_files
+
+    index_dir = tmp_path_factory.mktemp("demo-index")
+    result = ingest_files(list(find_files([DEMO])))
+    update_index(index_dir, encoder, result.documents, result.clauses)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def demo_index(demo_index_dir, encoder):
+    from index.clause_index import ClauseIndex
+
+    return ClauseIndex.open(demo_index_dir, encoder)

