@@ -7,6 +7,7 @@ and commits a new version atomically, re-embedding only clauses whose embedding 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -84,6 +85,9 @@ def embedding_input(clause: Clause, with_context: bool) -> str:
         return clause.norm_text
     context = " > ".join([clause.doc_title, *clause.heading_path])
     return normalize_for_matching(context) + "\n" + clause.norm_text
+
+
+_RECORDED_PACKAGES = ("policyqa", "sentence-transformers", "torch", "faiss-cpu", "bm25s", "jieba")
 
 
 def _key(text: str) -> str:
@@ -260,6 +264,7 @@ def update_index(
             "embedding_context": with_context,
             "embedded_now": len(todo),
             "reused_embeddings": len(keys) - len(todo),
+            "versions": {name: importlib.metadata.version(name) for name in _RECORDED_PACKAGES},
         }
 
     return store.commit(documents, clauses, write)

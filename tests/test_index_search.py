@@ -95,6 +95,8 @@ def test_remove_and_add_reuse_embeddings(demo_index_dir, encoder, tmp_path):
     update_index(index_dir, encoder, [], [], remove_doc_ids={"001_44f39c8b7c3ae9c1"})
     manifest = IndexStore(index_dir).load().manifest
     assert manifest["embedded_now"] == 0
+    assert manifest["model_id"] == encoder.model_id and manifest["dimensions"] == 384
+    assert manifest["versions"]["faiss-cpu"] == "1.15.1"
     index = ClauseIndex.open(index_dir, encoder)
     assert "001_44f39c8b7c3ae9c1" not in index.documents
     assert all(h.clause.doc_id != "001_44f39c8b7c3ae9c1" for h in index.search("学校治理创新年", k=10))
