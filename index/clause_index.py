@@ -40,7 +40,7 @@ class ModelMismatchError(Exception):
     def __init__(self, built_with: str, configured: str) -> None:
         super().__init__(
             f"this index was built with the embedding model '{built_with}', but the configured model is "
-            f"'{configured}': set POLICYQA_MODEL back, or rebuild the index with `policyqa ingest --rebuild PATH`"
+            f"'{configured}': set POLICYQA_MODEL back, or ingest into a new index directory (`policyqa ingest PATH --index-dir DIR`)"
         )
 
 

@@ -72,11 +72,18 @@ class IndexStore:
     def exists(self) -> bool:
         return self.current_version() is not None
 
-    def load(self) -> Snapshot:
+    def _current_folder(self) -> Path:
         version = self.current_version()
         if version is None:
             raise IndexMissingError(self.index_dir)
-        folder = self.versions_dir / version
+        return self.versions_dir / version
+
+    def load_documents(self) -> list[Document]:
+        """The live documents alone, without reading the (much larger) clause store."""
+        return _read_jsonl(self._current_folder() / "documents.jsonl", Document)
+
+    def load(self) -> Snapshot:
+        folder = self._current_folder()
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         return Snapshot(
             documents=_read_jsonl(folder / "documents.jsonl", Document),

@@ -14,7 +14,7 @@ from ingest.documents import DraftDocument, split_documents
 from ingest.errors import EmptyDocumentError, IngestError
 from ingest.metadata import extract_metadata
 from ingest.normalize import compact
-from ingest.readers import SUPPORTED_SUFFIXES, read_text
+from ingest.readers import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, read_text
 from ingest.schema import Clause, Document, ParsedFile, SkippedFile
 
 # Lines that carry metadata only: read for the header, never shown as a clause.
@@ -81,8 +81,8 @@ def parse_text(text: str, source_path: str, doc_id: str, cap: int = MAX_CLAUSE_C
     return ParsedFile(source_path=source_path, documents=documents, clauses=clauses)
 
 
-def parse_file(path: Path, cap: int = MAX_CLAUSE_CHARS) -> ParsedFile:
-    return parse_text(read_text(path), str(path), make_doc_id(path.stem), cap)
+def parse_file(path: Path, cap: int = MAX_CLAUSE_CHARS, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedFile:
+    return parse_text(read_text(path, max_bytes=max_bytes), str(path), make_doc_id(path.stem), cap)
 
 
 def find_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -107,6 +107,7 @@ def ingest_files(
     files: list[Path],
     known_hashes: dict[str, str] | None = None,
     on_file: Callable[[Path], None] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> IngestResult:
     """Parse every file; a file that fails is reported and the rest still ingest.
 
@@ -118,7 +119,7 @@ def ingest_files(
     result = IngestResult(files=len(files))
     for path in files:
         try:
-            parsed = parse_file(path)
+            parsed = parse_file(path, max_bytes=max_bytes)
         except IngestError as exc:
             result.skipped.append(SkippedFile(path=str(path), reason=getattr(exc, "reason", str(exc))))
         except OSError as exc:

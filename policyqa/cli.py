@@ -57,8 +57,8 @@ def ingest(
         err.print(f"[red]no supported files found in {', '.join(map(str, paths))}[/red]")
         raise typer.Exit(1)
     sources = {str(p) for p in files}
-    existing = store.load() if store.exists() else None
-    kept = [d for d in existing.documents if d.source_path not in sources] if existing else []
+    existing = store.load_documents() if store.exists() else []
+    kept = [d for d in existing if d.source_path not in sources]
 
     with _progress(len(files) < 20) as progress:
         task = progress.add_task("parse", total=len(files))
@@ -66,6 +66,7 @@ def ingest(
             files,
             known_hashes={d.sha256: d.doc_id for d in kept},
             on_file=lambda p: progress.update(task, advance=1, description=f"parse {p.name[:30]}"),
+            max_bytes=settings.max_file_bytes,
         )
         encoder = load_encoder(settings)
         embed = progress.add_task("embed", total=None)
@@ -86,7 +87,11 @@ def remove(doc_ids: Annotated[list[str], typer.Argument(help="document ids to re
     """Remove documents from the index (other documents keep their embeddings)."""
     settings = get_settings()
     index_dir = index_dir or settings.index_dir
-    known = {d.doc_id for d in IndexStore(index_dir).load().documents}
+    try:
+        known = {d.doc_id for d in IndexStore(index_dir).load_documents()}
+    except IndexMissingError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     unknown = [d for d in doc_ids if d not in known]
     if unknown:
         err.print(f"[red]no such document: {', '.join(unknown)}[/red]")

@@ -52,6 +52,13 @@ def test_duplicate_document_ingests_once(messy_folder):
     assert sum("小学班额不超过45人" in c.text for c in result.clauses) == 1
 
 
+def test_size_limit_is_reported_per_file(tmp_path):
+    result = ingest_files([SEEDS["002"], SEEDS["000"]], max_bytes=10_000)
+    assert [os.path.basename(s.path) for s in result.skipped] == [SEEDS["002"].name]
+    assert "too large" in result.skipped[0].reason
+    assert [d.doc_id for d in result.documents] == [SEEDS["000"].stem]
+
+
 def test_empty_document_error_names_the_file(tmp_path):
     path = tmp_path / "blank.txt"
     path.write_text("温馨提示:\n", encoding="utf-8")
