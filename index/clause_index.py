@@ -29,6 +29,7 @@ from ingest.schema import Clause, Document
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES = ("hybrid", "dense", "lexical")
 MAX_QUERY_CHARS = 1000
+MAX_K = 100
 CANDIDATES = 50  # each retriever's depth before fusion
 
 
@@ -94,7 +95,7 @@ def _key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def _document_info(doc: Document) -> DocumentInfo:
+def document_info(doc: Document) -> DocumentInfo:
     return DocumentInfo(**doc.model_dump(include=set(DocumentInfo.model_fields)))
 
 
@@ -140,6 +141,18 @@ class ClauseIndex:
         row = self._row.get(clause_id)
         return None if row is None else self.clauses[row]
 
+    def document_clauses(self, doc_id: str) -> list[Clause]:
+        """A document's clauses in reading order (clauses are stored document by document)."""
+        return [self.clauses[r] for r in np.flatnonzero(self._doc_rows == doc_id)]
+
+    def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> tuple[list[Clause], list[Clause]]:
+        """The clauses just before and after one clause in its own document."""
+        row = self._row[clause_id]
+        doc_id = self.clauses[row].doc_id
+        previous = [c for c in self.clauses[max(0, row - before) : row] if c.doc_id == doc_id]
+        following = [c for c in self.clauses[row + 1 : row + 1 + after] if c.doc_id == doc_id]
+        return previous, following
+
     def _allowed_rows(self, filters: Filters | None) -> np.ndarray | None:
         if filters is None or not any(filters.model_dump().values()):
             return None
@@ -162,8 +175,8 @@ class ClauseIndex:
             raise QueryError(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
         if mode not in MODES:
             raise QueryError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
-        if not 1 <= k <= 100:
-            raise QueryError(f"k must be between 1 and 100, not {k}")
+        if not 1 <= k <= MAX_K:
+            raise QueryError(f"k must be between 1 and {MAX_K}, not {k}")
         allowed = self._allowed_rows(filters)
         if allowed is not None and len(allowed) == 0:
             return []
@@ -202,7 +215,7 @@ class ClauseIndex:
         matched = [t for t in terms if not any(t != longer and t in longer for longer in terms)]
         return Hit(
             clause=clause,
-            document=_document_info(self.documents[clause.doc_id]),
+            document=document_info(self.documents[clause.doc_id]),
             score=score,
             dense_rank=dense.get(row, (None, None))[0],
             dense_score=dense.get(row, (None, None))[1],

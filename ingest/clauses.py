@@ -102,6 +102,12 @@ def section_address(path: tuple[Heading, ...]) -> str:
     return ".".join(h.address for h in path[start:])
 
 
+def readable_address(clause_id: str) -> str:
+    """How a citation names a clause: `doc#二.(三).2~2` → `二(三)2`, `doc#preamble` → `正文开头`."""
+    address = clause_id.partition("#")[2].split("~")[0]
+    return "正文开头" if address in ("", PREAMBLE_ADDRESS) else address.replace(".", "")
+
+
 def _merge_fragments(sections: list[_Section]) -> list[_Section]:
     """A fragment too short to read alone joins the previous section (or the next, at the start)."""
     out: list[_Section] = []

@@ -50,7 +50,10 @@ def ingest(
 ) -> None:
     """Parse files into clauses and add them to the index (new and changed files replace old ones)."""
     settings = get_settings()
-    index_dir = index_dir or settings.index_dir
+    _ingest(settings, index_dir or settings.index_dir, paths)
+
+
+def _ingest(settings, index_dir: Path, paths: list[Path], encoder=None) -> None:
     store = IndexStore(index_dir)
     files = list(find_files(paths))
     if not files:
@@ -68,7 +71,7 @@ def ingest(
             on_file=lambda p: progress.update(task, advance=1, description=f"parse {p.name[:30]}"),
             max_bytes=settings.max_file_bytes,
         )
-        encoder = load_encoder(settings)
+        encoder = encoder or load_encoder(settings)
         embed = progress.add_task("embed", total=None)
         version = update_index(
             index_dir,
@@ -139,6 +142,27 @@ def search(
         ranks = f"dense #{hit.dense_rank or '-'} lexical #{hit.lexical_rank or '-'}"
         also = f"  also in: {', '.join(a.title for a in hit.also_in)}" if hit.also_in else ""
         out.print(f"   [dim]score {hit.score:.4f} ({ranks}){also}[/dim]\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default: $POLICYQA_HOST or 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: $POLICYQA_PORT or 8000)")] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Serve the search page, the search API and the chat endpoint (ingests the demo corpus first if no index)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    updates = {k: v for k, v in {"host": host, "port": port, "index_dir": index_dir}.items() if v is not None}
+    settings = get_settings().model_copy(update=updates)
+    encoder = load_encoder(settings)
+    if not IndexStore(settings.index_dir).exists():
+        err.print(f"no index in {settings.index_dir}: ingesting the demo corpus {settings.demo_corpus} first")
+        _ingest(settings, settings.index_dir, [settings.demo_corpus], encoder)
+    err.print(f"[bold]policyqa[/bold] serving on http://{settings.host}:{settings.port}/  (API docs: /docs)")
+    uvicorn.run(create_app(settings, encoder), host=settings.host, port=settings.port, log_level="warning")
 
 
 def _progress(disable: bool) -> Progress:

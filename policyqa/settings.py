@@ -22,6 +22,22 @@ class Settings(BaseSettings):
     demo_corpus: Path = Path("data/demo")
     max_file_bytes: int = DEFAULT_MAX_BYTES
 
+    # HTTP server. Localhost by default: uploads and deletes change the index.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # When set, POST/DELETE /api/documents need `X-API-Key: <key>` (or `Authorization: Bearer <key>`).
+    api_key: str | None = None
+    # Uploaded files are kept here, so a re-upload of the same name replaces that document.
+    upload_dir: Path = Path("data/uploads")
+    max_upload_bytes: int = 10 * 1024 * 1024
+
+    # Optional OpenAI-compatible LLM that writes chat answers from the retrieved clauses.
+    # Unset (the default), answers are extractive: quoted clause sentences with citations.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str = "none"
+    llm_timeout_s: float = 60.0
+
 
 def get_settings() -> Settings:
     return Settings()

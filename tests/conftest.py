@@ -50,3 +50,57 @@ def demo_index(demo_index_dir, encoder):
     from index.clause_index import ClauseIndex
 
     return ClauseIndex.open(demo_index_dir, encoder)
+
+
+@pytest.fixture(scope="session")
+def api_settings(tmp_path_factory, demo_index_dir):
+    """Settings for a server over a private copy of the demo index (writes must not touch the shared one)."""
+    import shutil
+
+    from policyqa.settings import Settings
+
+    root = tmp_path_factory.mktemp("api")
+    shutil.copytree(demo_index_dir, root / "index")
+    return Settings(index_dir=root / "index", upload_dir=root / "uploads", models_dir=REPO / "data" / "models")
+
+
+@pytest.fixture(scope="session")
+def api_client(api_settings, encoder):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(api_settings, encoder)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, demo_index_dir, encoder):
+    """A real uvicorn server on a free localhost port, over its own copy of the demo index."""
+    import shutil
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from api.app import create_app
+    from policyqa.settings import Settings
+
+    root = tmp_path_factory.mktemp("live")
+    shutil.copytree(demo_index_dir, root / "index")
+    settings = Settings(index_dir=root / "index", upload_dir=root / "uploads", models_dir=REPO / "data" / "models")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, encoder), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        if time.time() > deadline:
+            raise RuntimeError("the test server did not start within 30 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -1,0 +1,49 @@
+"""The FastAPI app: the search API, the OpenAI-compatible chat endpoint and the staff page.
+
+A thin layer over `index.live.LiveIndex`; `policyqa serve` runs it with uvicorn.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import chat, documents, search
+from api.errors import install_error_handlers
+from index.encoder import Encoder
+from index.live import LiveIndex
+from policyqa.settings import Settings, load_encoder
+
+STATIC = resources.files("api") / "static"
+
+
+def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
+    settings = settings or Settings()
+    encoder = encoder or load_encoder(settings)
+    app = FastAPI(
+        title="policyqa",
+        description="Clause-level search and cited answers over Chinese education-policy documents.",
+        version="0.1.0",
+    )
+    app.state.settings = settings
+    app.state.live = LiveIndex(
+        settings.index_dir,
+        encoder,
+        upload_dir=settings.upload_dir,
+        with_context=settings.embedding_context,
+        max_file_bytes=settings.max_upload_bytes,
+    )
+    install_error_handlers(app)
+    app.include_router(search.router)
+    app.include_router(documents.router)
+    app.include_router(chat.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return (STATIC / "index.html").read_text(encoding="utf-8")
+
+    return app

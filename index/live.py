@@ -1,0 +1,133 @@
+"""The index a long-running server answers from, and the writes it accepts while running.
+
+Searches read the current `ClauseIndex`; an upload or a delete builds and commits a new
+version (see `update_index`), opens it, and only then swaps it in, so searches keep working
+during a write and never see half of one. One write at a time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.clause_index import ClauseIndex, update_index
+from index.encoder import Encoder
+from index.store import IndexMissingError, IndexStore
+from ingest.pipeline import IngestResult, ingest_files, make_doc_id
+from ingest.readers import SUPPORTED_SUFFIXES
+from ingest.schema import SkippedFile
+
+
+class UnknownDocumentError(KeyError):
+    def __init__(self, doc_ids: list[str]) -> None:
+        super().__init__(f"no such document: {', '.join(doc_ids)}")
+        self.doc_ids = doc_ids
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+@dataclass
+class Upload:
+    """One uploaded file: the name the user gave it and its bytes."""
+
+    filename: str
+    content: bytes
+
+
+@dataclass
+class WriteReport:
+    version: str | None
+    result: IngestResult = field(default_factory=IngestResult)
+    removed: list[str] = field(default_factory=list)
+
+
+def safe_upload_name(filename: str) -> str:
+    """The file name an upload is stored under: no folders, no characters unsafe on disk."""
+    path = Path(Path(filename.replace("\\", "/")).name)
+    return make_doc_id(path.stem) + path.suffix.lower()
+
+
+class LiveIndex:
+    def __init__(self, index_dir: Path, encoder: Encoder, upload_dir: Path, with_context: bool = True,
+                 max_file_bytes: int | None = None) -> None:
+        self.index_dir = Path(index_dir)
+        self.upload_dir = Path(upload_dir)
+        self._encoder = encoder
+        self._with_context = with_context
+        self._max_file_bytes = max_file_bytes
+        self._write_lock = threading.Lock()
+        self._current = ClauseIndex.open(self.index_dir, encoder) if IndexStore(self.index_dir).exists() else None
+
+    @property
+    def index(self) -> ClauseIndex:
+        current = self._current
+        if current is None:
+            raise IndexMissingError(self.index_dir)
+        return current
+
+    def _commit(self, **changes) -> str:
+        version = update_index(self.index_dir, self._encoder, with_context=self._with_context, **changes)
+        self._current = ClauseIndex.open(self.index_dir, self._encoder)
+        return version
+
+    def add_uploads(self, uploads: list[Upload]) -> WriteReport:
+        """Parse uploaded files and add their documents; a re-upload of a file name replaces it.
+
+        The files are parsed from a staging folder and moved into the upload folder only after
+        the new index version is committed: a failure anywhere leaves index and folder as they were.
+        """
+        with self._write_lock:
+            self.upload_dir.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.upload_dir))
+            try:
+                return self._add_staged(uploads, staging)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _add_staged(self, uploads: list[Upload], staging: Path) -> WriteReport:
+        staged: dict[Path, Path] = {}  # staging path -> final path
+        skipped: list[SkippedFile] = []
+        for upload in uploads:
+            name = safe_upload_name(upload.filename)
+            if Path(name).suffix not in SUPPORTED_SUFFIXES:
+                skipped.append(SkippedFile(path=upload.filename, reason=(
+                    f"unsupported file type '{Path(name).suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+                )))
+                continue
+            path = staging / name
+            path.write_bytes(upload.content)
+            staged[path] = self.upload_dir / name
+        final_sources = {str(p) for p in staged.values()}
+        existing = IndexStore(self.index_dir).load_documents() if IndexStore(self.index_dir).exists() else []
+        kept = [d for d in existing if d.source_path not in final_sources]
+        kwargs = {} if self._max_file_bytes is None else {"max_bytes": self._max_file_bytes}
+        result = ingest_files(list(staged), known_hashes={d.sha256: d.doc_id for d in kept}, **kwargs)
+        result.files = len(uploads)
+        result.skipped[:0] = skipped
+        to_final = {str(s): str(f) for s, f in staged.items()}
+        for item in result.skipped + result.duplicates:
+            item.path = Path(to_final.get(item.path, item.path)).name
+        result.documents = [d.model_copy(update={"source_path": to_final[d.source_path]}) for d in result.documents]
+        if not result.documents:
+            return WriteReport(version=None, result=result)
+        version = self._commit(
+            add_documents=result.documents,
+            add_clauses=result.clauses,
+            replace_sources={d.source_path for d in result.documents},
+        )
+        for source in {d.source_path for d in result.documents}:
+            staging_path = next(s for s, f in staged.items() if str(f) == source)
+            staging_path.replace(source)
+        return WriteReport(version=version, result=result)
+
+    def remove(self, doc_ids: list[str]) -> WriteReport:
+        with self._write_lock:
+            unknown = [d for d in doc_ids if d not in self.index.documents]
+            if unknown:
+                raise UnknownDocumentError(unknown)
+            version = self._commit(add_documents=[], add_clauses=[], remove_doc_ids=set(doc_ids))
+            return WriteReport(version=version, removed=list(doc_ids))
