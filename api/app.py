@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import chat, documents, search
-from api.errors import install_error_handlers
+from api.errors import RejectInvalidUtf8, install_error_handlers
+from api.schemas import ErrorBody
 from index.encoder import Encoder
 from index.live import LiveIndex
 from policyqa.settings import Settings, load_encoder
@@ -27,6 +28,9 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         title="policyqa",
         description="Clause-level search and cited answers over Chinese education-policy documents.",
         version="0.1.0",
+        # Any route can meet a URL that is not UTF-8 or a malformed body (400) and bad parameters (422).
+        responses={400: {"model": ErrorBody, "description": "malformed request"},
+                   422: {"model": ErrorBody, "description": "invalid parameters"}},
     )
     app.state.settings = settings
     app.state.live = LiveIndex(
@@ -37,6 +41,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         max_file_bytes=settings.max_upload_bytes,
     )
     install_error_handlers(app)
+    app.add_middleware(RejectInvalidUtf8)
     app.include_router(search.router)
     app.include_router(documents.router)
     app.include_router(chat.router)

@@ -62,7 +62,7 @@ def get_document(live: Annotated[LiveIndex, Depends(live_index)], doc_id: str) -
 def upload_documents(
     live: Annotated[LiveIndex, Depends(live_index)],
     config: Annotated[Settings, Depends(settings)],
-    files: Annotated[list[UploadFile], File(description="one or more .txt .md .html .htm .docx .pdf files")],
+    files: Annotated[list[UploadFile], File(min_length=1, description="one or more .txt .md .html .htm .docx .pdf files")],
 ) -> UploadResponse:
     """Add documents to the index without a restart; a file name uploaded again replaces its document.
 

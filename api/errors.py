@@ -6,6 +6,8 @@ should reach a 500.
 
 from __future__ import annotations
 
+from urllib.parse import unquote_to_bytes
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -78,3 +80,30 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, "http_error"
         )
         return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+def _valid_utf8(raw: bytes) -> bool:
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class RejectInvalidUtf8:
+    """ASGI middleware: a path or query string whose percent-escapes are not UTF-8 gets a 400.
+
+    Starlette would decode them with replacement characters and search for `��`.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and not (
+            _valid_utf8(scope.get("query_string", b"")) and _valid_utf8(scope.get("raw_path") or b"")
+        ):
+            response = error_response(400, "invalid_encoding", "the URL is not valid UTF-8 (percent-escapes must encode UTF-8 text)")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
