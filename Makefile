@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# What `make clean` removes; the server itself reads POLICYQA_INDEX_DIR (default data/index).
 INDEX  ?= data/index
 
-.PHONY: install serve test bench clean
+.PHONY: install browser serve test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +19,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-serve: install
-	@test -f $(INDEX)/CURRENT || $(BIN)/policyqa ingest data/demo --index-dir $(INDEX)
-	@echo "index ready in $(INDEX); the web server arrives with issue 4 (search API and page)"
+# Debian's chromium drives the browser test (Playwright may not download a browser here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the browser test needs Debian's chromium: sudo apt-get install chromium"; fi; }
 
-test: install
+# Builds the model and ingests data/demo first when there is no index, then serves on localhost.
+serve: install
+	$(BIN)/policyqa serve
+
+test: install browser
 	$(BIN)/python -m pytest
 
 bench: install

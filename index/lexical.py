@@ -16,8 +16,10 @@ class LexicalIndex:
     @classmethod
     def build(cls, token_lists: list[list[str]]) -> LexicalIndex:
         retriever = bm25s.BM25()
-        # An empty clause still needs a row, so every position lines up with the clause store.
-        retriever.index([tokens or ["\u2205"] for tokens in token_lists], show_progress=False)
+        # An empty clause still needs a row, so every position lines up with the clause store; an
+        # empty index (every document removed) keeps one placeholder row that `size` 0 never searches.
+        rows = [tokens or ["\u2205"] for tokens in token_lists] or [["\u2205"]]
+        retriever.index(rows, show_progress=False)
         return cls(retriever, len(token_lists))
 
     def search(self, tokens: list[str], k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

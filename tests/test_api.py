@@ -201,3 +201,11 @@ def test_searches_keep_working_during_an_upload(live_server):
     stats = httpx.get(f"{live_server}/api/stats").json()
     assert stats["documents"] == 13
     httpx.delete(f"{live_server}/api/documents/大文件")
+
+
+def test_deleting_every_document_leaves_an_empty_searchable_index(writable_client):
+    doc_ids = [d["doc_id"] for d in writable_client.get("/api/documents").json()["documents"]]
+    for doc_id in doc_ids:
+        assert writable_client.delete(f"/api/documents/{doc_id}", headers=KEY).status_code == 200
+    assert writable_client.get("/api/stats").json()["documents"] == 0
+    assert writable_client.get("/api/search", params={"q": "班额标准"}).json()["results"] == []
