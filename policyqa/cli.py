@@ -165,6 +165,80 @@ def serve(
     uvicorn.run(create_app(settings, encoder), host=settings.host, port=settings.port, log_level="warning")
 
 
+@app.command("eval")
+def evaluate(
+    query_set: Annotated[Path, typer.Option("--set", help="labelled queries (JSON Lines, see eval/sets/README.md)")] = Path(
+        "eval/sets/policy.jsonl"
+    ),
+    mode: Annotated[str, typer.Option(help="hybrid, dense, lexical or all")] = "all",
+    k: Annotated[int, typer.Option("--k", help="results per query")] = 10,
+    url: Annotated[str | None, typer.Option(help="evaluate a running server (its /api/search) instead of the local index")] = None,
+    baseline: Annotated[bool, typer.Option(help="also run the fixed-size-chunk baseline on the same documents")] = False,
+    failures: Annotated[int, typer.Option(help="how many failures to print per mode (worst first)")] = 10,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the whole report as JSON here")] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Measure retrieval quality on a labelled query set: Recall@1/5/10, MRR@10, nDCG@10 per mode and kind."""
+    from eval.baseline import baseline_searcher
+    from eval.dataset import LabelError, load_queries, validate_labels
+    from eval.harness import evaluate_set
+    from eval.report import print_report, write_json
+    from eval.runner import http_searcher, local_searcher
+
+    modes = ["hybrid", "dense", "lexical"] if mode == "all" else [mode]
+    if any(m not in ("hybrid", "dense", "lexical") for m in modes):
+        err.print(f"[red]unknown mode '{mode}'; use hybrid, dense, lexical or all[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+    try:
+        queries = load_queries(query_set)
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]cannot read the query set {query_set}: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    if url and baseline:
+        err.print("[red]--baseline needs the local index and model; leave out --url[/red]")
+        raise typer.Exit(2)
+    try:
+        if url:
+            search = http_searcher(url)
+            clauses = _server_clauses(url)
+            base = None
+        else:
+            encoder = load_encoder(settings)
+            index = ClauseIndex.open(index_dir or settings.index_dir, encoder)
+            search = local_searcher(index)
+            clauses = index.clauses
+            base = baseline_searcher(list(index.documents.values()), encoder, settings.models_dir.parent / "eval-cache") if baseline else None
+        validate_labels(queries, clauses)
+    except (IndexMissingError, ModelMismatchError, LabelError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    report = evaluate_set(query_set.name, queries, search, modes, k, answerable=None, baseline=base)
+    print_report(report, Console(), failures)
+    if json_out:
+        write_json(report, json_out)
+        err.print(f"report written to {json_out}")
+
+
+def _server_clauses(url: str):
+    """Every clause a server holds (for label validation), read through its document API."""
+    import httpx
+
+    from ingest.schema import Clause
+
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as client:
+        clauses = []
+        for doc in client.get("/api/documents").raise_for_status().json()["documents"]:
+            full = client.get(f"/api/documents/{doc['doc_id']}").raise_for_status().json()
+            clauses += [
+                Clause(id=c["clause_id"], doc_id=doc["doc_id"], doc_title=doc["title"], heading_path=c["heading_path"],
+                       text=c["text"], norm_text=c["text"], position=c["position"], char_start=c["char_start"],
+                       char_end=c["char_end"])
+                for c in full["clause_spans"]
+            ]
+    return clauses
+
+
 def _progress(disable: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
