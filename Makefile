@@ -19,11 +19,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian's chromium drives the browser test (Playwright may not download a browser here).
+# Debian's chromium drives the browser test (Playwright may not download a browser here); a CJK font
+# makes its screenshots readable.
 browser:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else echo "the browser test needs Debian's chromium: sudo apt-get install chromium"; fi; }
+	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
+	  else echo "the browser test needs Debian's chromium and a CJK font: sudo apt-get install chromium fonts-wqy-microhei"; fi; }
 
 # Builds the model and ingests data/demo first when there is no index, then serves on localhost.
 serve: install

@@ -1,0 +1,161 @@
+"""The staff page in a real headless browser: Debian's chromium driven by Playwright, against a real server.
+
+Screenshots go to test-output/ (gitignored) so that a failed run can be looked at.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Without the background-networking flags chromium keeps dialling Google, which this machine refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SHOTS = REPO / "test-output"
+
+
+@pytest.fixture(scope="module")
+def page(live_server):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: `make browser` (as root) or `apt-get install chromium`")
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # Anything that leaves the machine (a CDN font, an analytics script) would fail here.
+        outside: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(live_server) else outside.append(r.url))
+        page.goto(live_server + "/")
+        yield page
+        assert not errors, f"JavaScript errors on the page: {errors}"
+        assert not outside, f"the page asked for resources outside the server: {outside}"
+        browser.close()
+
+
+def _search(page, query: str) -> None:
+    page.fill("#q", query)
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#results .result")
+
+
+def test_search_shows_the_class_size_clause_first_with_the_term_highlighted(page):
+    page.wait_for_function("document.querySelector('#stats').textContent.includes('份文件')")
+    _search(page, "班额标准")
+    first = page.locator("#results .result").first
+    assert "小学班额不超过45人" in first.locator(".clause-text").inner_text()
+    assert "班额" in first.locator(".clause-text mark").all_inner_texts()
+    assert first.locator(".doc-title").inner_text() == "关于印发《大力提升义务教育工作质量实施意见》的通知"
+    assert "鞍山市教育局" in first.locator(".meta").inner_text()
+    assert first.locator(".breadcrumb li").all_inner_texts()[0] == "二、具体措施"
+    assert first.locator(".address").inner_text() == "二(三)2"
+    page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
+
+
+def test_the_surrounding_clauses_expand_under_a_result(page):
+    _search(page, "班额标准")
+    first = page.locator("#results .result").first
+    first.locator(".expand-context").click()
+    context = first.locator(".context")
+    context.locator(".context-clause.current").wait_for()
+    assert context.locator(".context-clause").count() >= 3
+    assert "小学班额不超过45人" in context.locator(".context-clause.current").inner_text()
+
+
+def test_the_document_view_marks_the_clause(page):
+    _search(page, "班额标准")
+    page.locator("#results .result").first.locator(".open-document").click()
+    marked = page.locator("#viewer-body .doc-clause.current")
+    marked.wait_for()
+    assert "小学班额不超过45人" in marked.inner_text()
+    assert page.locator("#viewer-title").inner_text() == "关于印发《大力提升义务教育工作质量实施意见》的通知"
+    # The whole document is there, not only the clause.
+    assert len(page.locator("#viewer-body").inner_text()) > 5 * len(marked.inner_text())
+    page.screenshot(path=str(SHOTS / "document.png"))
+    page.click("#viewer-close")
+    assert page.locator("#viewer").is_hidden()
+
+
+def test_the_mode_switch_and_filters_change_the_search(page):
+    _search(page, "班额标准")
+    page.check("input[name=mode][value=lexical]")
+    page.wait_for_function("document.querySelector('#search-status').textContent.startsWith('关键词检索')")
+    assert "mode=lexical" in page.url
+    page.select_option("#filter-doc", "001_44f39c8b7c3ae9c1")
+    page.wait_for_function("location.search.includes('doc=001_44f39c8b7c3ae9c1')")
+    page.wait_for_selector("#results .result")
+    chosen = page.locator("#filter-doc option:checked").inner_text()
+    assert set(page.locator("#results .doc-title").all_inner_texts()) == {chosen}
+    page.select_option("#filter-doc", "")
+    page.fill("#filter-year", "1950")
+    _submit_and_wait(page)
+    assert page.locator("#results .result").count() == 0
+    assert "没有找到" in page.locator("#search-status").inner_text()
+    page.fill("#filter-year", "")
+    page.check("input[name=mode][value=hybrid]")
+
+
+def _submit_and_wait(page) -> None:
+    page.evaluate("document.querySelector('#search-status').textContent = ''")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_function("!['', '检索中…'].includes(document.querySelector('#search-status').textContent)")
+
+
+def test_a_bad_query_shows_the_servers_message(page):
+    # Over the 1,000-character limit: the input's maxlength would cut it, so a script lifts it first.
+    page.evaluate("document.querySelector('#q').removeAttribute('maxlength')")
+    page.fill("#q", "班额" * 600)
+    _submit_and_wait(page)
+    status = page.locator("#search-status")
+    assert "检索失败" in status.inner_text() and "1000" in status.inner_text().replace(",", "")
+    page.evaluate("document.querySelector('#q').setAttribute('maxlength', '1000')")
+
+
+def test_document_text_cannot_inject_html(page, live_server):
+    import httpx
+
+    upload = "关于测试页面转义的通知\n\n一、总体要求\n学校应当公示<img src=x onerror=\"window.injected=1\">收费项目和<b>标准</b>。\n"
+    response = httpx.post(live_server + "/api/documents", files={"files": ("inject.txt", upload.encode())}, timeout=120)
+    assert response.status_code == 200, response.text
+    doc_id = response.json()["documents"][0]["doc_id"]
+    try:
+        _search(page, "公示收费项目")
+        texts = page.locator("#results .clause-text").all_inner_texts()
+        assert any("<img src=x" in t for t in texts), texts
+        assert page.locator("#results img, #results b").count() == 0
+        assert page.evaluate("window.injected") is None
+    finally:
+        httpx.delete(f"{live_server}/api/documents/{doc_id}", timeout=60)
+
+
+def test_the_chat_tab_answers_with_clickable_citations(page):
+    page.click("#tab-chat")
+    page.fill("#chat-input", "小学一个班最多多少人?")
+    page.click("#chat-form button[type=submit]")
+    answer = page.locator("#conversation .message.assistant:not(.pending)").last
+    answer.wait_for()
+    assert "45" in answer.locator(".answer-text").inner_text()
+    assert answer.locator(".citation").first.inner_text() == "[1]"
+    assert "大力提升义务教育工作质量实施意见" in answer.locator(".sources li").first.inner_text()
+    # A follow-up reads the conversation.
+    page.fill("#chat-input", "那初中呢?")
+    page.click("#chat-form button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#conversation .message.assistant:not(.pending)').length >= 2")
+    follow_up = page.locator("#conversation .message.assistant").last
+    assert "50" in follow_up.locator(".answer-text").inner_text()
+    page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
+    follow_up.locator(".citation").first.click()
+    page.locator("#viewer-body .doc-clause.current").wait_for()
+    page.click("#viewer-close")
+    page.click("#tab-search")
