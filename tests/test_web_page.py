@@ -60,7 +60,7 @@ def test_search_shows_the_class_size_clause_first_with_the_term_highlighted(page
     assert "鞍山市教育局" in first.locator(".meta").inner_text()
     assert first.locator(".breadcrumb li").all_inner_texts()[0] == "二、具体措施"
     assert first.locator(".address").inner_text() == "二(三)2"
-    page.screenshot(path=str(SHOTS / "search.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "search.png"))
 
 
 def test_the_surrounding_clauses_expand_under_a_result(page):
