@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from eval.dataset import LabelledQuery
 from eval.metrics import latency_ms, scores, scores_by_kind, significance_table
-from eval.runner import Outcome, Retrieved, Searcher, run_query
+from eval.runner import Answerable, Outcome, Searcher, run_query
 
 FAILURE_DEPTH = 100  # how deep a missed query is searched again to say where its gold clause ranked
 
@@ -32,7 +31,6 @@ class ModeReport:
     overall: dict[str, float]
     by_kind: dict[str, dict[str, float]]
     latency_ms: dict[str, float]
-    no_answer: dict[str, float | int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
 
 
@@ -44,19 +42,19 @@ class EvalReport:
     modes: list[ModeReport]
     significance: str = ""
     baseline: list[ModeReport] = field(default_factory=list)
+    # The chat's answer threshold on every query (mode-independent: the chat searches in hybrid).
+    no_answer: dict[str, int] = field(default_factory=dict)
 
 
-def _no_answer_stats(outcomes: list[Outcome], answerable: Callable[[list[Retrieved]], bool]) -> dict:
+def no_answer_stats(queries: list[LabelledQuery], answerable: Answerable) -> dict[str, int]:
     """How often the answer threshold says 'nothing found': wanted for no-answer queries, not for the rest."""
-    empty = [o for o in outcomes if not o.query.gold]
-    labelled = [o for o in outcomes if o.query.gold]
-    rejected = sum(not answerable(o.hits) for o in empty)
-    wrongly = sum(not answerable(o.hits) for o in labelled)
+    empty = [q for q in queries if not q.gold]
+    labelled = [q for q in queries if q.gold]
     return {
         "no_answer_queries": len(empty),
-        "correctly_below_threshold": rejected,
-        "answerable_queries_below_threshold": wrongly,
+        "correctly_below_threshold": sum(not answerable(q.query) for q in empty),
         "answerable_queries": len(labelled),
+        "answerable_queries_below_threshold": sum(not answerable(q.query) for q in labelled),
     }
 
 
@@ -82,13 +80,12 @@ def _failures(outcomes: list[Outcome], search: Searcher, k: int) -> list[Failure
     return sorted(failures, key=lambda f: -(f.gold_rank or FAILURE_DEPTH + 1))
 
 
-def _mode_report(outcomes: list[Outcome], search: Searcher, k: int, answerable) -> ModeReport:
+def _mode_report(outcomes: list[Outcome], search: Searcher, k: int) -> ModeReport:
     return ModeReport(
         mode=outcomes[0].mode if outcomes else "",
         overall=scores(outcomes),
         by_kind=scores_by_kind(outcomes),
         latency_ms=latency_ms(outcomes),
-        no_answer=_no_answer_stats(outcomes, answerable) if answerable else {},
         failures=_failures(outcomes, search, k),
     )
 
@@ -105,7 +102,7 @@ def evaluate_set(
     search: Searcher,
     modes: list[str],
     k: int = 10,
-    answerable: Callable[[list[Retrieved]], bool] | None = None,
+    answerable: Answerable | None = None,
     baseline: Searcher | None = None,
 ) -> EvalReport:
     outcomes = run_modes(queries, search, modes, k)
@@ -113,12 +110,13 @@ def evaluate_set(
         set_name=set_name,
         queries=len(queries),
         k=k,
-        modes=[_mode_report(outs, search, k, answerable) for outs in outcomes.values()],
+        modes=[_mode_report(outs, search, k) for outs in outcomes.values()],
+        no_answer=no_answer_stats(queries, answerable) if answerable else {},
     )
     runs = dict(outcomes)
     if baseline is not None:
         base = run_modes(queries, baseline, modes, k)
-        report.baseline = [_mode_report(outs, baseline, k, None) for outs in base.values()]
+        report.baseline = [_mode_report(outs, baseline, k) for outs in base.values()]
         runs |= {f"baseline-{mode}": outs for mode, outs in base.items()}
     if len(runs) > 1:
         report.significance = significance_table(runs)

@@ -50,17 +50,16 @@ def print_report(report: EvalReport, console: Console, failures: int = 10) -> No
     if report.significance:
         console.print("[bold]paired t-test[/bold] (a superscript names the runs this one beats, p < 0.05):")
         console.print(report.significance, markup=False, highlight=False)
+    _print_no_answer(report.no_answer, console)
     for mode in report.modes:
-        _print_no_answer(mode, console)
         _print_failures(mode, console, failures)
 
 
-def _print_no_answer(mode: ModeReport, console: Console) -> None:
-    n = mode.no_answer
+def _print_no_answer(n: dict[str, int], console: Console) -> None:
     if n and n["no_answer_queries"]:
         console.print(
-            f"{mode.mode}: no-answer queries below the answer threshold: "
-            f"{n['correctly_below_threshold']}/{n['no_answer_queries']}; answerable queries wrongly below it: "
+            f"answer threshold (the chat's 未找到相关条款): no-answer queries below it "
+            f"{n['correctly_below_threshold']}/{n['no_answer_queries']}; answerable queries wrongly below it "
             f"{n['answerable_queries_below_threshold']}/{n['answerable_queries']}"
         )
 

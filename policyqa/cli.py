@@ -183,7 +183,7 @@ def evaluate(
     from eval.dataset import LabelError, load_queries, validate_labels
     from eval.harness import evaluate_set
     from eval.report import print_report, write_json
-    from eval.runner import http_searcher, local_searcher
+    from eval.runner import http_answerable, http_searcher, local_answerable, local_searcher
 
     modes = ["hybrid", "dense", "lexical"] if mode == "all" else [mode]
     if any(m not in ("hybrid", "dense", "lexical") for m in modes):
@@ -201,19 +201,21 @@ def evaluate(
     try:
         if url:
             search = http_searcher(url)
+            answerable = http_answerable(url)
             clauses = _server_clauses(url)
             base = None
         else:
             encoder = load_encoder(settings)
             index = ClauseIndex.open(index_dir or settings.index_dir, encoder)
             search = local_searcher(index)
+            answerable = local_answerable(index)
             clauses = index.clauses
             base = baseline_searcher(list(index.documents.values()), encoder, settings.models_dir.parent / "eval-cache") if baseline else None
         validate_labels(queries, clauses)
     except (IndexMissingError, ModelMismatchError, LabelError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    report = evaluate_set(query_set.name, queries, search, modes, k, answerable=None, baseline=base)
+    report = evaluate_set(query_set.name, queries, search, modes, k, answerable=answerable, baseline=base)
     print_report(report, Console(), failures)
     if json_out:
         write_json(report, json_out)

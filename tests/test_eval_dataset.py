@@ -12,7 +12,10 @@ def test_demo_set_labels_all_match_clauses(seeds):
     queries = load_queries(REPO / "eval" / "sets" / "demo.jsonl")
     clauses = [c for parsed in seeds.values() for c in parsed.clauses]
     qrels = validate_labels(queries, clauses)
-    assert len(queries) >= 25 and all(qrels.values())
+    assert len(queries) >= 25
+    # Every labelled query has a relevant clause; the no-answer ones have none.
+    assert all(bool(qrels[q.id]) == bool(q.gold) for q in queries)
+    assert any(not q.gold for q in queries)
     # Traditional text matches a simplified gold phrase.
     assert any(cid.startswith("001_") for cid in qrels["d24"])
 

@@ -53,6 +53,12 @@ def test_eval_command_on_the_demo_set_writes_a_report(demo_index_dir, tmp_path):
     assert modes["hybrid"]["overall"]["mrr@10"] > baseline["hybrid"]["overall"]["mrr@10"]
     failure = modes["lexical"]["failures"][0]
     assert failure["query"] and failure["gold"] and len(failure["top"]) == 3
+    # The chat's answer threshold turns away the questions the corpus cannot answer.
+    assert report["no_answer"]["no_answer_queries"] == 3
+    assert report["no_answer"]["correctly_below_threshold"] == 3
+    # Measured 5/28 turned away (two paraphrases, 营养餐补助标准, 课后服务怎么开展, 消除D级危房): no worse.
+    assert report["no_answer"]["answerable_queries_below_threshold"] <= 5
+    assert "answer threshold" in result.stdout
 
 
 def test_a_typo_in_a_label_stops_the_eval_with_the_query_named(demo_index_dir, tmp_path):
@@ -68,8 +74,10 @@ def test_a_typo_in_a_label_stops_the_eval_with_the_query_named(demo_index_dir, t
 def test_eval_against_a_running_server(live_server):
     from eval.dataset import load_queries
     from eval.harness import evaluate_set
-    from eval.runner import http_searcher
+    from eval.runner import http_answerable, http_searcher
 
     queries = load_queries(REPO / "eval" / "sets" / "demo.jsonl")
-    report = evaluate_set("demo", queries, http_searcher(live_server), ["hybrid"], k=10)
+    report = evaluate_set("demo", queries, http_searcher(live_server), ["hybrid"], k=10,
+                          answerable=http_answerable(live_server))
     assert report.modes[0].overall["recall@5"] >= 0.9
+    assert report.no_answer["correctly_below_threshold"] == report.no_answer["no_answer_queries"] == 3
