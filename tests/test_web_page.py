@@ -46,8 +46,15 @@ def page(live_server):
 
 def _search(page, query: str) -> None:
     page.fill("#q", query)
-    page.click("#search-form button[type=submit]")
+    _submit_and_wait(page)
     page.wait_for_selector("#results .result")
+
+
+def _submit_and_wait(page) -> None:
+    """Submit and wait for this search's answer (the results of the previous one are still on the page)."""
+    page.evaluate("document.querySelector('#search-status').textContent = ''")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_function("!['', '检索中…'].includes(document.querySelector('#search-status').textContent)")
 
 
 def test_search_shows_the_class_size_clause_first_with_the_term_highlighted(page):
@@ -94,7 +101,6 @@ def test_the_mode_switch_and_filters_change_the_search(page):
     assert "mode=lexical" in page.url
     page.select_option("#filter-doc", "001_44f39c8b7c3ae9c1")
     page.wait_for_function("location.search.includes('doc=001_44f39c8b7c3ae9c1')")
-    page.wait_for_selector("#results .result")
     chosen = page.locator("#filter-doc option:checked").inner_text()
     assert set(page.locator("#results .doc-title").all_inner_texts()) == {chosen}
     page.select_option("#filter-doc", "")
@@ -104,12 +110,6 @@ def test_the_mode_switch_and_filters_change_the_search(page):
     assert "没有找到" in page.locator("#search-status").inner_text()
     page.fill("#filter-year", "")
     page.check("input[name=mode][value=hybrid]")
-
-
-def _submit_and_wait(page) -> None:
-    page.evaluate("document.querySelector('#search-status').textContent = ''")
-    page.click("#search-form button[type=submit]")
-    page.wait_for_function("!['', '检索中…'].includes(document.querySelector('#search-status').textContent)")
 
 
 def test_a_bad_query_shows_the_servers_message(page):
