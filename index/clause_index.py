@@ -22,7 +22,7 @@ from index.encoder import Encoder
 from index.fusion import rrf, weighted_sum
 from index.lexical import LexicalIndex
 from index.store import IndexStore
-from index.tokenize import tokenize
+from index.tokenize import expand_query, tokenize
 from ingest.normalize import normalize_for_matching
 from ingest.schema import Clause, Document
 
@@ -88,6 +88,16 @@ def embedding_input(clause: Clause, with_context: bool) -> str:
     return normalize_for_matching(context) + "\n" + clause.norm_text
 
 
+def lexical_input(clause: Clause, with_context: bool) -> str:
+    """What BM25 indexes for a clause: its text, optionally after its document title and headings.
+
+    Queries name the place or the document (`青岛幼儿园配建标准`) that only the title carries.
+    """
+    if not with_context:
+        return clause.norm_text
+    return " ".join([clause.doc_title, *clause.heading_path, clause.norm_text])
+
+
 _RECORDED_PACKAGES = ("policyqa", "sentence-transformers", "torch", "faiss-cpu", "bm25s", "jieba")
 
 
@@ -121,6 +131,8 @@ class ClauseIndex:
         # Weighted 0.5 beat RRF by 0.05 MRR@10 on eval/sets/demo.jsonl (bench/retrieval_decisions.py).
         self.fusion = "weighted"
         self.dense_weight = 0.5
+        # Everyday words in a query also ask for their policy terms (index/resources/colloquial_terms.txt).
+        self.expand_queries = True
 
     @classmethod
     def open(cls, index_dir: Path, encoder: Encoder) -> ClauseIndex:
@@ -183,7 +195,7 @@ class ClauseIndex:
         depth = max(CANDIDATES, 3 * k)
         dense: dict[int, tuple[int, float]] = {}
         lexical: dict[int, tuple[int, float]] = {}
-        query_tokens = tokenize(query)
+        query_tokens = expand_query(query) if self.expand_queries else tokenize(query)
         if mode in ("hybrid", "dense"):
             vector = self._encoder.encode_queries([normalize_for_matching(query)])[0]
             rows, scores = self._dense.search(vector, depth, allowed)
@@ -237,6 +249,7 @@ def update_index(
     replace_sources: set[str] = frozenset(),
     remove_doc_ids: set[str] = frozenset(),
     with_context: bool = True,
+    lexical_context: bool = True,
     on_embedded: Callable[[int], None] | None = None,
 ) -> str:
     """Commit a new version: the old index minus removed/replaced documents plus the new ones.
@@ -270,11 +283,12 @@ def update_index(
         np.save(folder / "embeddings.npy", vectors.astype(np.float32))
         (folder / "embed_keys.json").write_text(json.dumps(keys), encoding="utf-8")
         DenseIndex.build(vectors).save(folder / "dense.faiss")
-        LexicalIndex.build([tokenize(c.norm_text) for c in clauses]).save(folder / "lexical")
+        LexicalIndex.build([tokenize(lexical_input(c, lexical_context)) for c in clauses]).save(folder / "lexical")
         return {
             "model_id": encoder.model_id,
             "dimensions": encoder.dim,
             "embedding_context": with_context,
+            "lexical_context": lexical_context,
             "embedded_now": len(todo),
             "reused_embeddings": len(keys) - len(todo),
             "versions": {name: importlib.metadata.version(name) for name in _RECORDED_PACKAGES},

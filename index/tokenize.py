@@ -68,6 +68,13 @@ def _jieba() -> jieba.Tokenizer:
     return tokenizer
 
 
+@lru_cache(maxsize=1)
+def _colloquial() -> dict[str, list[str]]:
+    text = resources.files("index.resources").joinpath("colloquial_terms.txt").read_text(encoding="utf-8")
+    rows = [line.split() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return {row[0]: row[1:] for row in rows}
+
+
 def bigrams(text: str) -> list[str]:
     return [run[i : i + 2] for run in _CJK_RUN.findall(text) for i in range(len(run) - 1)]
 
@@ -82,3 +89,15 @@ def tokenize(text: str) -> list[str]:
         if _WORD.fullmatch(w) and w not in stop and (len(w) > 1 or w.isdigit())
     ]
     return words + [b for b in bigrams(norm) if b not in stop]
+
+
+def expand_query(text: str) -> list[str]:
+    """A query's tokens plus the policy terms for its everyday words (`孩子` also asks for `儿童`, `子女`).
+
+    Staff ask in everyday words; laws say 未成年人 and 监护人. Only queries are expanded: the
+    clauses keep their own words, so an expansion can add matches but never change a clause.
+    """
+    tokens = tokenize(text)
+    norm = normalize_for_matching(text)
+    expansions = [term for word, terms in _colloquial().items() if word in norm for term in terms]
+    return tokens + [t for term in expansions for t in tokenize(term)]

@@ -16,7 +16,7 @@ from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryEr
 from index.collapse import collapse_duplicates
 from index.fusion import rrf, weighted_sum
 from index.store import IndexStore
-from index.tokenize import chinese_to_int, tokenize
+from index.tokenize import chinese_to_int, expand_query, tokenize
 from tests.conftest import DEMO, LAWS, REPO
 
 CLASS_SIZE = "小学班额不超过45人、初中班额不超过50人"
@@ -156,3 +156,38 @@ def test_passage_vectors_are_normalised(encoder):
     vectors = encoder.encode_passages(["义务教育", "教师"])
     assert vectors.shape == (2, encoder.dim)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def planning_laws_index(tmp_path_factory, encoder):
+    """Five real municipal regulations that all set school and kindergarten building quotas."""
+    if not LAWS.is_dir():
+        pytest.skip(f"laws corpus not found at {LAWS}")
+    from ingest.pipeline import ingest_files
+
+    names = ["028_青岛市学前教育条例", "042_洛阳市城市中小学校幼儿园规划建设管理条例", "033_南阳市中小学校幼儿园规划建设条例",
+             "045_焦作市中小学校幼儿园规划建设条例", "034_安阳市中小学校幼儿园规划建设条例"]
+    result = ingest_files([LAWS / "education" / f"{name}.txt" for name in names])
+    index_dir = tmp_path_factory.mktemp("planning")
+    update_index(index_dir, encoder, result.documents, result.clauses)
+    return ClauseIndex.open(index_dir, encoder)
+
+
+def test_a_place_named_only_in_the_title_is_found_by_the_lexical_side(planning_laws_index):
+    # 青岛 is in the Qingdao regulation's title, hardly in its clauses: BM25 indexes the title too.
+    hits = planning_laws_index.search("青岛幼儿园建设标准", k=3, mode="lexical")
+    assert hits[0].document.title == "青岛市学前教育条例"
+    assert "青岛" not in hits[0].clause.text
+
+
+def test_everyday_words_also_ask_for_the_policy_terms():
+    tokens = expand_query("孩子在学校闯了祸学校会不会告诉爸妈")
+    assert {"父母", "监护人", "未成年人"} <= set(tokens)
+    assert expand_query("班额标准") == tokenize("班额标准")  # nothing to expand
+
+
+def test_an_everyday_question_reaches_the_clause_in_legal_words(planning_laws_index):
+    hits = planning_laws_index.search("学校旁边可以开网吧吗", k=3, mode="lexical")
+    assert any("互联网上网服务营业场所" in h.clause.text for h in hits)
+    assert "互联网上网服务营业场所" in hits[0].matched_terms or any(
+        "互联网上网服务营业场所" in h.clause.text for h in hits[:1])
