@@ -44,10 +44,10 @@ class TimedEncoder:
     def encode_queries(self, texts):
         return self._encoder.encode_queries(texts)
 
-    def encode_passages(self, texts, on_batch=None):
+    def encode_passages(self, texts):
         start = time.perf_counter()
         try:
-            return self._encoder.encode_passages(texts, on_batch)
+            return self._encoder.encode_passages(texts)
         finally:
             self.seconds += time.perf_counter() - start
 

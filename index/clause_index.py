@@ -21,6 +21,7 @@ from index.dense import DenseIndex
 from index.encoder import Encoder
 from index.fusion import rrf, weighted_sum
 from index.lexical import LexicalIndex
+from index.pending import clear_pending, load_pending, save_pending
 from index.store import IndexStore
 from index.tokenize import expand_query, tokenize
 from ingest.normalize import normalize_for_matching
@@ -98,7 +99,9 @@ def lexical_input(clause: Clause, with_context: bool) -> str:
     return " ".join([clause.doc_title, *clause.heading_path, clause.norm_text])
 
 
-_RECORDED_PACKAGES = ("policyqa", "sentence-transformers", "torch", "faiss-cpu", "bm25s", "jieba")
+# Encoded clauses are checkpointed this many at a time (about 20 s of encoding with ONNX int8).
+CHECKPOINT_CLAUSES = 512
+_RECORDED_PACKAGES = ("policyqa", "sentence-transformers", "torch", "onnxruntime", "faiss-cpu", "bm25s", "jieba")
 
 
 def _key(text: str) -> str:
@@ -250,11 +253,13 @@ def update_index(
     remove_doc_ids: set[str] = frozenset(),
     with_context: bool = True,
     lexical_context: bool = True,
-    on_embedded: Callable[[int], None] | None = None,
+    on_embedded: Callable[[int, int], None] | None = None,
 ) -> str:
     """Commit a new version: the old index minus removed/replaced documents plus the new ones.
 
-    Clauses whose embedding input is unchanged reuse their stored vector; only the rest are encoded.
+    Clauses whose embedding input is unchanged reuse their stored vector; only the rest are encoded,
+    shortest first, in checkpointed chunks: a stopped ingest run again reuses what it had encoded.
+    `on_embedded(n, total)` reports progress.
     """
     store = IndexStore(index_dir)
     old_docs: list[Document] = []
@@ -269,14 +274,20 @@ def update_index(
         dropped = {d.doc_id for d in snapshot.documents if d.source_path in replace_sources} | set(remove_doc_ids)
         old_docs = [d for d in snapshot.documents if d.doc_id not in dropped]
         old_clauses = [c for c in snapshot.clauses if c.doc_id not in dropped]
+    cache.update(load_pending(index_dir, encoder.model_id))
     documents = old_docs + add_documents
     clauses = old_clauses + add_clauses
     inputs = [embedding_input(c, with_context) for c in clauses]
     keys = [_key(t) for t in inputs]
-    todo = [i for i, key in enumerate(keys) if key not in cache]
-    fresh = encoder.encode_passages([inputs[i] for i in todo], on_batch=on_embedded)
-    for i, vector in zip(todo, fresh, strict=True):
-        cache[keys[i]] = vector
+    missing = {key: text for key, text in zip(keys, inputs, strict=True) if key not in cache}
+    todo = sorted(missing, key=lambda key: len(missing[key]))
+    for start in range(0, len(todo), CHECKPOINT_CLAUSES):
+        chunk = todo[start : start + CHECKPOINT_CLAUSES]
+        fresh = encoder.encode_passages([missing[key] for key in chunk])
+        save_pending(index_dir, encoder.model_id, chunk, fresh)
+        cache.update(zip(chunk, fresh, strict=True))
+        if on_embedded:
+            on_embedded(len(chunk), len(todo))
     vectors = np.stack([cache[key] for key in keys]) if keys else np.empty((0, encoder.dim), dtype=np.float32)
 
     def write(folder: Path) -> dict:
@@ -291,7 +302,10 @@ def update_index(
             "lexical_context": lexical_context,
             "embedded_now": len(todo),
             "reused_embeddings": len(keys) - len(todo),
+            "encoder_variant": getattr(encoder, "variant", None),
             "versions": {name: importlib.metadata.version(name) for name in _RECORDED_PACKAGES},
         }
 
-    return store.commit(documents, clauses, write)
+    version = store.commit(documents, clauses, write)
+    clear_pending(index_dir)
+    return version

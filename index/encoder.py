@@ -27,7 +27,7 @@ class Encoder(Protocol):
 
     def encode_queries(self, texts: list[str]) -> np.ndarray: ...
 
-    def encode_passages(self, texts: list[str], on_batch=None) -> np.ndarray: ...
+    def encode_passages(self, texts: list[str]) -> np.ndarray: ...
 
 
 def resolve_model(model: str, models_dir: Path) -> tuple[str, str]:
@@ -86,22 +86,14 @@ class SentenceTransformerEncoder:
             self._query_cache.popitem(last=False)
         return np.stack(out)
 
-    def encode_passages(self, texts: list[str], on_batch=None) -> np.ndarray:
-        """Embeds in length-sorted chunks so padding stays small; `on_batch(n)` reports progress."""
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        """sentence-transformers batches the texts by length itself, so padding stays small."""
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts])
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        chunk = self.batch_size * 8
-        for start in range(0, len(texts), chunk):
-            rows = order[start : start + chunk]
-            out[rows] = self._model.encode(
-                [texts[i] for i in rows],
-                prompt_name=self._passage_prompt,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-            )
-            if on_batch:
-                on_batch(len(rows))
-        return out
+        return self._model.encode(
+            texts,
+            prompt_name=self._passage_prompt,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+        ).astype(np.float32)

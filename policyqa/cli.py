@@ -82,7 +82,7 @@ def _ingest(settings, index_dir: Path, paths: list[Path], encoder=None) -> None:
             result.clauses,
             replace_sources=sources,
             with_context=settings.embedding_context,
-            on_embedded=lambda n: progress.update(embed, advance=n),
+            on_embedded=lambda n, total: progress.update(embed, advance=n, total=total),
         )
     _print_summary(result, store.index_dir, version)
 
