@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +22,7 @@ from index.encoder import Encoder
 from index.fusion import rrf, weighted_sum
 from index.lexical import LexicalIndex
 from index.pending import clear_pending, load_pending, save_pending
-from index.store import IndexStore
+from index.store import IndexStore, LazyClauses
 from index.tokenize import expand_query, tokenize
 from ingest.normalize import normalize_for_matching
 from ingest.schema import Clause, Document
@@ -116,7 +116,7 @@ class ClauseIndex:
     def __init__(
         self,
         documents: list[Document],
-        clauses: list[Clause],
+        clauses: Sequence[Clause],
         dense: DenseIndex,
         lexical: LexicalIndex,
         encoder: Encoder,
@@ -125,11 +125,14 @@ class ClauseIndex:
         self.documents = {d.doc_id: d for d in documents}
         self.clauses = clauses
         self.manifest = manifest
-        self._row = {c.id: i for i, c in enumerate(clauses)}
+        # A lazily loaded store knows its ids without parsing its clauses.
+        ids, doc_ids = ((clauses.ids, clauses.doc_ids) if isinstance(clauses, LazyClauses)
+                        else ([c.id for c in clauses], [c.doc_id for c in clauses]))
+        self._row = {clause_id: i for i, clause_id in enumerate(ids)}
         self._dense = dense
         self._lexical = lexical
         self._encoder = encoder
-        self._doc_rows = np.array([c.doc_id for c in clauses], dtype=object)
+        self._doc_rows = np.array(doc_ids, dtype=object)
         # Hybrid fusion: "weighted" (min-max normalised scores, dense_weight on the dense side) or "rrf".
         # Weighted 0.5 beat RRF by 0.05 MRR@10 on eval/sets/demo.jsonl (bench/retrieval_decisions.py).
         self.fusion = "weighted"
@@ -139,7 +142,7 @@ class ClauseIndex:
 
     @classmethod
     def open(cls, index_dir: Path, encoder: Encoder) -> ClauseIndex:
-        snapshot = IndexStore(index_dir).load()
+        snapshot = IndexStore(index_dir).load(lazy=True)
         built_with = snapshot.manifest.get("model_id")
         if built_with != encoder.model_id:
             raise ModelMismatchError(str(built_with), encoder.model_id)
@@ -259,7 +262,8 @@ def update_index(
 
     Clauses whose embedding input is unchanged reuse their stored vector; only the rest are encoded,
     shortest first, in checkpointed chunks: a stopped ingest run again reuses what it had encoded.
-    `on_embedded(n, total)` reports progress.
+    `on_embedded(chars, total_chars)` reports progress in characters: chunks run shortest first, so
+    counting clauses would make an ETA far too hopeful.
     """
     store = IndexStore(index_dir)
     old_docs: list[Document] = []
@@ -281,13 +285,14 @@ def update_index(
     keys = [_key(t) for t in inputs]
     missing = {key: text for key, text in zip(keys, inputs, strict=True) if key not in cache}
     todo = sorted(missing, key=lambda key: len(missing[key]))
+    total_chars = sum(map(len, missing.values()))
     for start in range(0, len(todo), CHECKPOINT_CLAUSES):
         chunk = todo[start : start + CHECKPOINT_CLAUSES]
         fresh = encoder.encode_passages([missing[key] for key in chunk])
         save_pending(index_dir, encoder.model_id, chunk, fresh)
         cache.update(zip(chunk, fresh, strict=True))
         if on_embedded:
-            on_embedded(len(chunk), len(todo))
+            on_embedded(sum(len(missing[key]) for key in chunk), total_chars)
     vectors = np.stack([cache[key] for key in keys]) if keys else np.empty((0, encoder.dim), dtype=np.float32)
 
     def write(folder: Path) -> dict:

@@ -1,10 +1,10 @@
 """Dense vectors in FAISS: inner product over L2-normalised embeddings (cosine).
 
 Exact search (IndexFlatIP) up to APPROXIMATE_FROM vectors; above that an inverted-file index
-(IndexIVFFlat) that visits NPROBE of its lists. The threshold and NPROBE come from
-bench/index_speed.py: exact search stays well inside the latency budget at 100k clauses, while
-at 1M the IVF index answers several times faster with recall@10 >= 0.98 against exact search
-(numbers in README). Both load memory-mapped.
+(IndexIVFFlat) that visits NPROBE of its lists. Both from bench/index_speed.py on the laws corpus
+replicated to 1M clauses: exact search costs 5.6 ms at 100k but 54-68 ms at 1M; IVF with 4000
+lists and nprobe 512 costs 9.7 ms (p95) at recall@10 0.994 against exact search (256: 0.978,
+128: 0.956). Both load memory-mapped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 
 APPROXIMATE_FROM = 300_000
-NPROBE = 32
+NPROBE = 512
 TRAIN_SAMPLE = 100_000
 
 
@@ -34,6 +34,14 @@ class DenseIndex:
     @property
     def size(self) -> int:
         return self._index.ntotal
+
+    @property
+    def nprobe(self) -> int | None:
+        return self._index.nprobe if self.kind == "ivf" else None
+
+    @nprobe.setter
+    def nprobe(self, lists: int) -> None:
+        self._index.nprobe = lists
 
     @property
     def kind(self) -> str:

@@ -5,6 +5,8 @@ Layout:
     <index_dir>/versions/<n>/manifest.json
     <index_dir>/versions/<n>/documents.jsonl
     <index_dir>/versions/<n>/clauses.jsonl
+    <index_dir>/versions/<n>/clause_offsets.npy   byte offset of each clause's line (lazy loading)
+    <index_dir>/versions/<n>/clause_keys.json     [[clause id, doc id], ...] in the same order
 
 A write builds a complete new version beside the live one and only then points
 CURRENT at it, so a crash or Ctrl-C in the middle of an ingest leaves the previous
@@ -19,8 +21,12 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 from ingest.schema import Clause, Document
 
@@ -38,18 +44,64 @@ class IndexMissingError(Exception):
 @dataclass
 class Snapshot:
     documents: list[Document]
-    clauses: list[Clause]
+    clauses: Sequence[Clause]
     manifest: dict
     folder: Path  # the version directory, for the files an index keeps beside the records
 
 
-def _write_jsonl(path: Path, records) -> None:
-    with path.open("w", encoding="utf-8") as f:
+def _write_jsonl(path: Path, records) -> list[int]:
+    """Writes one JSON line per record; returns the byte offset where each line starts."""
+    offsets = []
+    with path.open("wb") as f:
         for record in records:
-            f.write(record.model_dump_json())
-            f.write("\n")
+            offsets.append(f.tell())
+            f.write(record.model_dump_json().encode("utf-8"))
+            f.write(b"\n")
         f.flush()
         os.fsync(f.fileno())
+    return offsets
+
+
+class LazyClauses(Sequence[Clause]):
+    """The clause store, parsed one clause at a time as it is read.
+
+    Opening an index must not parse every clause (a million take ~10 s through pydantic); a
+    search reads a few dozen. Ids and document ids are loaded at once: the index maps need them.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._path = folder / "clauses.jsonl"
+        # Line i spans ends[i] - starts[i] bytes; os.pread reads it without a shared file position,
+        # so the server's threads can read clauses at the same time.
+        self._starts = np.load(folder / "clause_offsets.npy")
+        self._ends = np.append(self._starts[1:], self._path.stat().st_size)
+        keys = json.loads((folder / "clause_keys.json").read_text(encoding="utf-8"))
+        self.ids = [k[0] for k in keys]
+        self.doc_ids = [k[1] for k in keys]
+        self._file = self._path.open("rb")
+        self._parse = lru_cache(maxsize=50_000)(self._read)
+
+    def _read(self, row: int) -> Clause:
+        start = int(self._starts[row])
+        line = os.pread(self._file.fileno(), int(self._ends[row]) - start, start)
+        return Clause.model_validate_json(line)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self._parse(i) for i in range(*row.indices(len(self)))]
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(row)
+        return self._parse(row)
+
+    def __iter__(self) -> Iterator[Clause]:
+        with self._path.open("rb") as f:
+            for line in f:
+                yield Clause.model_validate_json(line)
 
 
 def _read_jsonl(path: Path, model):
@@ -82,12 +134,14 @@ class IndexStore:
         """The live documents alone, without reading the (much larger) clause store."""
         return _read_jsonl(self._current_folder() / "documents.jsonl", Document)
 
-    def load(self) -> Snapshot:
+    def load(self, lazy: bool = False) -> Snapshot:
+        """The live version; `lazy` leaves the clauses unparsed until read (what a server wants)."""
         folder = self._current_folder()
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        lazy = lazy and (folder / "clause_offsets.npy").is_file()  # versions written before lazy loading
         return Snapshot(
             documents=_read_jsonl(folder / "documents.jsonl", Document),
-            clauses=_read_jsonl(folder / "clauses.jsonl", Clause),
+            clauses=LazyClauses(folder) if lazy else _read_jsonl(folder / "clauses.jsonl", Clause),
             manifest=manifest,
             folder=folder,
         )
@@ -112,7 +166,9 @@ class IndexStore:
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.versions_dir))
         try:
             _write_jsonl(staging / "documents.jsonl", documents)
-            _write_jsonl(staging / "clauses.jsonl", clauses)
+            np.save(staging / "clause_offsets.npy", np.array(_write_jsonl(staging / "clauses.jsonl", clauses), dtype=np.int64))
+            keys = [[c.id, c.doc_id] for c in clauses]
+            (staging / "clause_keys.json").write_text(json.dumps(keys, ensure_ascii=False), encoding="utf-8")
             extra = write_extra(staging) if write_extra else {}
             manifest = {
                 "format_version": FORMAT_VERSION,

@@ -74,7 +74,7 @@ def _ingest(settings, index_dir: Path, paths: list[Path], encoder=None) -> None:
             max_bytes=settings.max_file_bytes,
         )
         encoder = encoder or load_encoder(settings)
-        embed = progress.add_task("embed", total=None)
+        embed = progress.add_task("embed (characters)", total=None)
         version = update_index(
             index_dir,
             encoder,

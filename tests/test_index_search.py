@@ -191,3 +191,34 @@ def test_an_everyday_question_reaches_the_clause_in_legal_words(planning_laws_in
     assert any("互联网上网服务营业场所" in h.clause.text for h in hits)
     assert "互联网上网服务营业场所" in hits[0].matched_terms or any(
         "互联网上网服务营业场所" in h.clause.text for h in hits[:1])
+
+
+def test_the_approximate_dense_index_agrees_with_exact_search_and_honours_filters(demo_index_dir, encoder):
+    from index.dense import DenseIndex
+
+    vectors = np.load(IndexStore(demo_index_dir).load().folder / "embeddings.npy")
+    exact, ivf = DenseIndex.build(vectors, approximate=False), DenseIndex.build(vectors, approximate=True)
+    assert (exact.kind, ivf.kind) == ("exact", "ivf")
+    query = encoder.encode_queries(["班额标准"])[0]
+    assert ivf.search(query, 1)[0][0] == exact.search(query, 1)[0][0]
+    allowed = np.arange(100, 120)
+    rows, _ = ivf.search(query, 10, allowed)
+    assert len(rows) == 10 and set(rows) <= set(allowed)
+    assert list(rows) == list(exact.search(query, 10, allowed)[0])
+
+
+def test_an_opened_index_reads_its_clauses_lazily_and_the_same_as_the_store(demo_index_dir, encoder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from index.store import LazyClauses
+
+    index = ClauseIndex.open(demo_index_dir, encoder)
+    eager = IndexStore(demo_index_dir).load().clauses
+    assert isinstance(index.clauses, LazyClauses) and len(index.clauses) == len(eager)
+    assert list(index.clauses) == eager
+    assert index.clauses[-1] == eager[-1] and index.clauses[3:6] == eager[3:6]
+    # The server's threads read clauses at the same time.
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(index.clauses.__getitem__, range(len(eager)))) == eager
+    with pytest.raises(IndexError):
+        index.clauses[len(eager)]
