@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.clause_index import embedding_input
+from index.clause_index import clause_input
 from index.encoder import ENCODER_VARIANTS
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings, load_encoder
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     clauses = ingest_files(list(find_files([args.corpus]))).clauses
-    inputs = sorted((embedding_input(c, True) for c in clauses), key=len)
+    inputs = sorted((clause_input(c, True) for c in clauses), key=len)
     sample = inputs[:: max(1, len(inputs) // args.clauses)][: args.clauses]
     chars = sum(map(len, sample))
     print(f"{len(sample)} clauses from {args.corpus}, {chars:,} chars (mean {chars / len(sample):.0f})")

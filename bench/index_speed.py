@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.clause_index import ClauseIndex, embedding_input, lexical_input, update_index
+from index.clause_index import ClauseIndex, clause_input, update_index
 from index.dense import APPROXIMATE_FROM, NPROBE, DenseIndex, ivf_lists
 from index.lexical import LexicalIndex
 from index.store import IndexStore
@@ -84,7 +84,7 @@ def synthetic_scale(parsed, vectors: np.ndarray, encoder, size: int, workdir: Pa
     big += rng.normal(0, 0.01, big.shape).astype(np.float32)
     big /= np.linalg.norm(big, axis=1, keepdims=True)
     clauses = [c.model_copy(update={"id": f"{c.id}~syn{i}"}) for i in range(reps) for c in parsed.clauses][:size]
-    tokens = [tokenize(lexical_input(c, True)) for c in parsed.clauses]  # replicas share their tokens
+    tokens = [tokenize(clause_input(c, True)) for c in parsed.clauses]  # replicas share their tokens
     start = time.perf_counter()
     lexical = LexicalIndex.build([tokens[i % len(tokens)] for i in range(size)])
     print(f"synthetic {size:,} clauses: lexical build {time.perf_counter() - start:.0f} s")
@@ -155,7 +155,7 @@ def main() -> None:
     start = time.perf_counter()
     parsed = ingest_files(list(find_files([args.corpus])))
     parse_seconds = time.perf_counter() - start
-    inputs = [embedding_input(c, True) for c in parsed.clauses]
+    inputs = [clause_input(c, True) for c in parsed.clauses]
     chars = sum(map(len, inputs))
     print(f"corpus {args.corpus}: {len(parsed.documents)} documents, {len(parsed.clauses)} clauses, {chars:,} chars; "
           f"encoder {settings.encoder}; parse {parse_seconds:.1f} s")

@@ -14,7 +14,7 @@ from pathlib import Path
 from retrieval_decisions import METRICS, score
 
 from eval.dataset import load_queries, validate_labels
-from index.clause_index import ClauseIndex, lexical_input
+from index.clause_index import ClauseIndex, clause_input
 from index.lexical import LexicalIndex
 from index.tokenize import tokenize
 from policyqa.settings import Settings, load_encoder
@@ -33,7 +33,7 @@ def main() -> None:
     print(f"{len(queries)} queries, {len(index.clauses)} clauses ({args.set.name})")
     print(f"{'BM25 input':14} {'expansion':9} {'variant':22} " + " ".join(f"{m:>9}" for m in METRICS))
     for context in (False, True):
-        index._lexical = LexicalIndex.build([tokenize(lexical_input(c, context)) for c in index.clauses])
+        index._lexical = LexicalIndex.build([tokenize(clause_input(c, context)) for c in index.clauses])
         for expand in (False, True):
             index.expand_queries = expand
             for name, values in score(index, queries, qrels).items():

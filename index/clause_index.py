@@ -81,22 +81,16 @@ class Hit(BaseModel):
     also_in: list[AlsoIn] = []
 
 
-def embedding_input(clause: Clause, with_context: bool) -> str:
-    """What the encoder reads for a clause: normalised text, optionally after its title and headings."""
+def clause_input(clause: Clause, with_context: bool) -> str:
+    """What the encoder and BM25 read for a clause: normalised text, optionally after its title and headings.
+
+    BM25 always reads the context: queries name the place or the document (`青岛幼儿园配建标准`)
+    that only the title carries.
+    """
     if not with_context:
         return clause.norm_text
     context = " > ".join([clause.doc_title, *clause.heading_path])
     return normalize_for_matching(context) + "\n" + clause.norm_text
-
-
-def lexical_input(clause: Clause, with_context: bool) -> str:
-    """What BM25 indexes for a clause: its text, optionally after its document title and headings.
-
-    Queries name the place or the document (`青岛幼儿园配建标准`) that only the title carries.
-    """
-    if not with_context:
-        return clause.norm_text
-    return " ".join([clause.doc_title, *clause.heading_path, clause.norm_text])
 
 
 # Encoded clauses are checkpointed this many at a time (about 20 s of encoding with ONNX int8).
@@ -255,7 +249,6 @@ def update_index(
     replace_sources: set[str] = frozenset(),
     remove_doc_ids: set[str] = frozenset(),
     with_context: bool = True,
-    lexical_context: bool = True,
     on_embedded: Callable[[int, int], None] | None = None,
 ) -> str:
     """Commit a new version: the old index minus removed/replaced documents plus the new ones.
@@ -281,7 +274,7 @@ def update_index(
     cache.update(load_pending(index_dir, encoder.model_id))
     documents = old_docs + add_documents
     clauses = old_clauses + add_clauses
-    inputs = [embedding_input(c, with_context) for c in clauses]
+    inputs = [clause_input(c, with_context) for c in clauses]
     keys = [_key(t) for t in inputs]
     missing = {key: text for key, text in zip(keys, inputs, strict=True) if key not in cache}
     todo = sorted(missing, key=lambda key: len(missing[key]))
@@ -299,12 +292,12 @@ def update_index(
         np.save(folder / "embeddings.npy", vectors.astype(np.float32))
         (folder / "embed_keys.json").write_text(json.dumps(keys), encoding="utf-8")
         DenseIndex.build(vectors).save(folder / "dense.faiss")
-        LexicalIndex.build([tokenize(lexical_input(c, lexical_context)) for c in clauses]).save(folder / "lexical")
+        lexical_texts = inputs if with_context else [clause_input(c, True) for c in clauses]
+        LexicalIndex.build([tokenize(text) for text in lexical_texts]).save(folder / "lexical")
         return {
             "model_id": encoder.model_id,
             "dimensions": encoder.dim,
             "embedding_context": with_context,
-            "lexical_context": lexical_context,
             "embedded_now": len(todo),
             "reused_embeddings": len(keys) - len(todo),
             "encoder_variant": getattr(encoder, "variant", None),

