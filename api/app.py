@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         upload_dir=settings.upload_dir,
         with_context=settings.embedding_context,
         max_file_bytes=settings.max_upload_bytes,
+        max_queued_writes=settings.max_queued_writes,
     )
     install_error_handlers(app)
     app.add_middleware(RejectInvalidUtf8)

@@ -1,30 +1,65 @@
-"""Documents: list, read with clause boundaries, upload, delete (writes need the API key)."""
+"""Documents: list, read with clause boundaries, upload, delete (writes need the API key); write jobs.
+
+Uploads and deletes are jobs on the live index's write queue. The routes are `async` and await
+the job without holding a worker thread, so any number of waiting writes leaves the thread pool
+to searches. `?wait=false` answers 202 with the job at once; a write still running after
+`POLICYQA_WRITE_WAIT_SECONDS` is answered the same way.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi.responses import JSONResponse
 
 from api.deps import live_index, require_api_key, settings
-from api.errors import ApiError
+from api.errors import ApiError, describe_error
 from api.schemas import (
     DeleteResponse,
     DocumentListResponse,
     DocumentResponse,
     DocumentSummary,
     ErrorBody,
+    JobList,
+    JobView,
     SkippedItem,
     UploadResponse,
     clause_view,
 )
 from index.clause_index import ClauseIndex, document_info
-from index.live import LiveIndex, Upload
+from index.live import LiveIndex, Upload, WriteReport
+from index.write_queue import Job
 from ingest.schema import Document
 from policyqa.settings import Settings
 
 router = APIRouter(tags=["documents"])
 MAX_FILES_PER_UPLOAD = 50
+WaitParam = Annotated[bool, Query(description="wait for the write to finish (false: answer 202 with the job at once)")]
+WRITE_ERRORS = {202: {"model": JobView, "description": "the write is queued or still running: follow `status_url`"},
+                401: {"model": ErrorBody}, 429: {"model": ErrorBody, "description": "too many writes waiting"}}
+
+
+def job_view(job: Job) -> JobView:
+    error = None
+    if job.error is not None:
+        known = describe_error(job.error)
+        error = (ErrorBody(error=known.code, message=known.message, detail=known.detail) if known else
+                 ErrorBody(error="write_failed", message="the write failed inside the server; the index is unchanged"))
+    return JobView(job_id=job.id, kind=job.kind, subject=job.subject, state=job.state, submitted=job.submitted,
+                   started=job.started, finished=job.finished, status_url=f"/api/jobs/{job.id}",
+                   result=job.result, error=error)
+
+
+async def _finish(job: Job, wait: bool, wait_seconds: float):
+    """The job's result once done, or 202 with the job when the client would rather not wait (or waited enough)."""
+    if wait:
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.future)), wait_seconds)
+        except TimeoutError:
+            pass
+    return JSONResponse(status_code=202, content=job_view(job).model_dump(mode="json"))
 
 
 def _summary(index: ClauseIndex, doc: Document) -> DocumentSummary:
@@ -57,12 +92,13 @@ def get_document(live: Annotated[LiveIndex, Depends(live_index)], doc_id: str) -
     "/api/documents",
     response_model=UploadResponse,
     dependencies=[Depends(require_api_key)],
-    responses={401: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    responses={**WRITE_ERRORS, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
-def upload_documents(
+async def upload_documents(
     live: Annotated[LiveIndex, Depends(live_index)],
     config: Annotated[Settings, Depends(settings)],
     files: Annotated[list[UploadFile], File(min_length=1, description="one or more .txt .md .html .htm .docx .pdf files")],
+    wait: WaitParam = True,
 ) -> UploadResponse:
     """Add documents to the index without a restart; a file name uploaded again replaces its document.
 
@@ -74,12 +110,16 @@ def upload_documents(
         raise ApiError(413, "too_many_files", f"{len(files)} files in one upload; the limit is {MAX_FILES_PER_UPLOAD}")
     uploads = []
     for file in files:
-        content = file.file.read(config.max_upload_bytes + 1)
+        content = await file.read(config.max_upload_bytes + 1)
         if len(content) > config.max_upload_bytes:
             raise ApiError(413, "file_too_large", f"{file.filename or 'a file'} is larger than the upload limit of "
                            f"{config.max_upload_bytes:,} bytes (POLICYQA_MAX_UPLOAD_BYTES); nothing was added")
         uploads.append(Upload(filename=file.filename or "upload", content=content))
-    report = live.add_uploads(uploads)
+    job = live.submit_uploads(uploads, then=lambda report: _upload_response(live, report))
+    return await _finish(job, wait, config.write_wait_seconds)
+
+
+def _upload_response(live: LiveIndex, report: WriteReport) -> UploadResponse:
     result = report.result
     skipped = [SkippedItem(file=s.path, reason=s.reason) for s in result.skipped]
     duplicates = [SkippedItem(file=s.path, reason=s.reason) for s in result.duplicates]
@@ -101,9 +141,30 @@ def upload_documents(
     "/api/documents/{doc_id}",
     response_model=DeleteResponse,
     dependencies=[Depends(require_api_key)],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+    responses={**WRITE_ERRORS, 404: {"model": ErrorBody}},
 )
-def delete_document(live: Annotated[LiveIndex, Depends(live_index)], doc_id: str) -> DeleteResponse:
-    """Remove a document; the other documents keep their embeddings."""
-    report = live.remove([doc_id])
-    return DeleteResponse(deleted=report.removed, version=str(report.version))
+async def delete_document(
+    live: Annotated[LiveIndex, Depends(live_index)],
+    config: Annotated[Settings, Depends(settings)],
+    doc_id: str,
+    wait: WaitParam = True,
+) -> DeleteResponse:
+    """Remove a document; the other documents keep their embeddings. An unknown id is answered at once (404)."""
+    job = live.submit_removal(
+        [doc_id], then=lambda report: DeleteResponse(deleted=report.removed, version=str(report.version)))
+    return await _finish(job, wait, config.write_wait_seconds)
+
+
+@router.get("/api/jobs", response_model=JobList, tags=["jobs"])
+def list_jobs(live: Annotated[LiveIndex, Depends(live_index)]) -> JobList:
+    """Recent writes, newest first: queued, running, done or failed."""
+    return JobList(jobs=[job_view(j) for j in live.writes.jobs()])
+
+
+@router.get("/api/jobs/{job_id}", response_model=JobView, responses={404: {"model": ErrorBody}}, tags=["jobs"])
+def get_job(live: Annotated[LiveIndex, Depends(live_index)], job_id: str) -> JobView:
+    """One write: its state, and its result (done) or error (failed)."""
+    job = live.writes.get(job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no job with id {job_id!r} (jobs are kept while the server runs)")
+    return job_view(job)

@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index.clause_index import ModelMismatchError, QueryError
 from index.live import UnknownDocumentError
-from index.store import IndexMissingError
+from index.store import IndexDamagedError, IndexMissingError
+from index.write_queue import WriteQueueFull
 
 
 class ApiError(Exception):
@@ -24,6 +25,30 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, detail: list | dict | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.detail = status, code, message, detail
+
+
+def describe_error(exc: Exception) -> ApiError | None:
+    """The status, code and message of an error users can meet; None for a fault of the server.
+
+    Messages never name the server's folders: an index error says what is wrong and what to run.
+    """
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, QueryError):
+        return ApiError(422, "bad_query", str(exc))
+    if isinstance(exc, UnknownDocumentError):
+        return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, IndexMissingError):
+        return ApiError(503, "no_index", "there is no index yet: add documents with `policyqa ingest PATH` "
+                        "or POST /api/documents")
+    if isinstance(exc, IndexDamagedError):
+        return ApiError(503, "index_damaged", f"the index is damaged ({exc.problem.split(':')[0]}); nothing was "
+                        "changed: the server's operator can run `policyqa index repair`")
+    if isinstance(exc, ModelMismatchError):
+        return ApiError(503, "model_mismatch", str(exc))
+    if isinstance(exc, WriteQueueFull):
+        return ApiError(429, "write_queue_full", str(exc))
+    return None
 
 
 def error_response(status: int, code: str, message: str, detail=None, headers=None) -> JSONResponse:
@@ -45,13 +70,14 @@ def _plain(errors) -> list[dict]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.detail)
+    async def known_error(_: Request, exc: Exception):
+        error = describe_error(exc)
+        headers = {"Retry-After": "5"} if isinstance(exc, WriteQueueFull) else None
+        return error_response(error.status, error.code, error.message, error.detail, headers)
 
-    @app.exception_handler(QueryError)
-    async def query_error(_: Request, exc: QueryError):
-        return error_response(422, "bad_query", str(exc))
+    for known in (ApiError, QueryError, UnknownDocumentError, IndexMissingError, IndexDamagedError,
+                  ModelMismatchError, WriteQueueFull):
+        app.add_exception_handler(known, known_error)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError):
@@ -61,18 +87,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnicodeDecodeError)
     async def undecodable(_: Request, exc: UnicodeDecodeError):
         return error_response(400, "invalid_encoding", f"the request is not valid UTF-8: {exc.reason}")
-
-    @app.exception_handler(UnknownDocumentError)
-    async def unknown_document(_: Request, exc: UnknownDocumentError):
-        return error_response(404, "not_found", str(exc))
-
-    @app.exception_handler(IndexMissingError)
-    async def index_missing(_: Request, exc: IndexMissingError):
-        return error_response(503, "no_index", str(exc))
-
-    @app.exception_handler(ModelMismatchError)
-    async def model_mismatch(_: Request, exc: ModelMismatchError):
-        return error_response(503, "model_mismatch", str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 from index.clause_index import AlsoIn, DocumentInfo, Hit
@@ -102,6 +104,23 @@ class UploadResponse(BaseModel):
 class DeleteResponse(BaseModel):
     deleted: list[str]
     version: str
+
+
+class JobView(BaseModel):
+    job_id: str
+    kind: str = Field(description="upload or remove")
+    subject: list[str] = Field(description="the uploaded file names or the removed document ids")
+    state: str = Field(description="queued, running, done or failed")
+    submitted: datetime
+    started: datetime | None
+    finished: datetime | None
+    status_url: str
+    result: UploadResponse | DeleteResponse | None = Field(description="what the write did, once done")
+    error: ErrorBody | None = Field(description="why it failed (the index is unchanged)")
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
 
 
 class Stats(BaseModel):

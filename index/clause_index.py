@@ -10,7 +10,7 @@ import hashlib
 import importlib.metadata
 import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
 import numpy as np
@@ -103,7 +103,24 @@ def _key(text: str) -> str:
 
 
 def document_info(doc: Document) -> DocumentInfo:
-    return DocumentInfo(**doc.model_dump(include=set(DocumentInfo.model_fields)))
+    info = DocumentInfo(**doc.model_dump(include=set(DocumentInfo.model_fields)))
+    info.source_path = shown_source(doc.source_path)
+    return info
+
+
+def shown_source(path: str) -> str:
+    """Where a document came from, as users see it: never the server's folders.
+
+    Relative paths (`data/demo/002.txt`, what `policyqa ingest data/demo` records) stay; absolute
+    ones become relative to the working folder, or else keep only the file and its own folder.
+    """
+    pure = PurePath(path)
+    if not pure.is_absolute() and ".." not in pure.parts:
+        return path
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return "/".join(pure.parts[-2:])
 
 
 class ClauseIndex:
@@ -136,18 +153,15 @@ class ClauseIndex:
 
     @classmethod
     def open(cls, index_dir: Path, encoder: Encoder) -> ClauseIndex:
-        snapshot = IndexStore(index_dir).load(lazy=True)
+        store = IndexStore(index_dir)
+        snapshot = store.load(lazy=True)
         built_with = snapshot.manifest.get("model_id")
         if built_with != encoder.model_id:
             raise ModelMismatchError(str(built_with), encoder.model_id)
-        return cls(
-            snapshot.documents,
-            snapshot.clauses,
-            DenseIndex.load(snapshot.folder / "dense.faiss"),
-            LexicalIndex.load(snapshot.folder / "lexical", len(snapshot.clauses)),
-            encoder,
-            snapshot.manifest,
-        )
+        with store.reading(snapshot.folder):
+            dense = DenseIndex.load(snapshot.folder / "dense.faiss")
+            lexical = LexicalIndex.load(snapshot.folder / "lexical", len(snapshot.clauses))
+        return cls(snapshot.documents, snapshot.clauses, dense, lexical, encoder, snapshot.manifest)
 
     def get_clause(self, clause_id: str) -> Clause | None:
         row = self._row.get(clause_id)
@@ -259,15 +273,24 @@ def update_index(
     counting clauses would make an ETA far too hopeful.
     """
     store = IndexStore(index_dir)
+    with store.writing():
+        return _update_locked(store, encoder, add_documents, add_clauses, replace_sources, remove_doc_ids,
+                              with_context, on_embedded)
+
+
+def _update_locked(store, encoder, add_documents, add_clauses, replace_sources, remove_doc_ids, with_context,
+                   on_embedded) -> str:
+    index_dir = store.index_dir
     old_docs: list[Document] = []
     old_clauses: list[Clause] = []
     cache: dict[str, np.ndarray] = {}
-    if store.exists():
+    if store.exists():  # raises on a damaged folder: a write never starts over a broken index
         snapshot = store.load()
         if snapshot.manifest.get("model_id") == encoder.model_id:
-            vectors = np.load(snapshot.folder / "embeddings.npy")
-            keys = json.loads((snapshot.folder / "embed_keys.json").read_text(encoding="utf-8"))
-            cache = dict(zip(keys, vectors, strict=True))
+            with store.reading(snapshot.folder):
+                vectors = np.load(snapshot.folder / "embeddings.npy")
+                keys = json.loads((snapshot.folder / "embed_keys.json").read_text(encoding="utf-8"))
+                cache = dict(zip(keys, vectors, strict=True))
         dropped = {d.doc_id for d in snapshot.documents if d.source_path in replace_sources} | set(remove_doc_ids)
         old_docs = [d for d in snapshot.documents if d.doc_id not in dropped]
         old_clauses = [c for c in snapshot.clauses if c.doc_id not in dropped]

@@ -2,20 +2,23 @@
 
 Searches read the current `ClauseIndex`; an upload or a delete builds and commits a new
 version (see `update_index`), opens it, and only then swaps it in, so searches keep working
-during a write and never see half of one. One write at a time.
+during a write and never see half of one. Writes are jobs on one `WriteQueue`: one at a time,
+in order, never on a thread a search needs.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from index.clause_index import ClauseIndex, update_index
 from index.encoder import Encoder
 from index.store import IndexMissingError, IndexStore
+from index.write_queue import Job, WriteQueue
 from ingest.pipeline import IngestResult, ingest_files, make_doc_id
 from ingest.readers import SUPPORTED_SUFFIXES
 from ingest.schema import SkippedFile
@@ -53,14 +56,17 @@ def safe_upload_name(filename: str) -> str:
 
 class LiveIndex:
     def __init__(self, index_dir: Path, encoder: Encoder, upload_dir: Path, with_context: bool = True,
-                 max_file_bytes: int | None = None) -> None:
+                 max_file_bytes: int | None = None, max_queued_writes: int = 16) -> None:
         self.index_dir = Path(index_dir)
         self.upload_dir = Path(upload_dir)
         self._encoder = encoder
         self._with_context = with_context
         self._max_file_bytes = max_file_bytes
-        self._write_lock = threading.Lock()
+        self.writes = WriteQueue(max_queued_writes)
+        # A damaged index raises here: the server must not start over it (nor write into it).
         self._current = ClauseIndex.open(self.index_dir, encoder) if IndexStore(self.index_dir).exists() else None
+        for stale in self.upload_dir.glob(".staging-*") if self.upload_dir.is_dir() else []:
+            shutil.rmtree(stale, ignore_errors=True)  # left by an upload killed before it finished
 
     @property
     def index(self) -> ClauseIndex:
@@ -74,19 +80,30 @@ class LiveIndex:
         self._current = ClauseIndex.open(self.index_dir, self._encoder)
         return version
 
+    def submit_uploads(self, uploads: list[Upload], then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
+        """Queue an upload; the job's result is `then(report)`."""
+        return self.writes.submit("upload", [u.filename for u in uploads], lambda: then(self.add_uploads(uploads)))
+
+    def submit_removal(self, doc_ids: list[str], then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
+        """Queue a removal; unknown documents are refused at once, without waiting behind other writes."""
+        unknown = [d for d in doc_ids if self._current is None or d not in self._current.documents]
+        if unknown:
+            raise UnknownDocumentError(unknown)
+        return self.writes.submit("remove", list(doc_ids), lambda: then(self.remove(doc_ids)))
+
     def add_uploads(self, uploads: list[Upload]) -> WriteReport:
         """Parse uploaded files and add their documents; a re-upload of a file name replaces it.
 
         The files are parsed from a staging folder and moved into the upload folder only after
         the new index version is committed: a failure anywhere leaves index and folder as they were.
+        Runs on the write queue's thread (see `submit_uploads`).
         """
-        with self._write_lock:
-            self.upload_dir.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.upload_dir))
-            try:
-                return self._add_staged(uploads, staging)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.upload_dir))
+        try:
+            return self._add_staged(uploads, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _add_staged(self, uploads: list[Upload], staging: Path) -> WriteReport:
         staged: dict[Path, Path] = {}  # staging path -> final path
@@ -125,9 +142,15 @@ class LiveIndex:
         return WriteReport(version=version, result=result)
 
     def remove(self, doc_ids: list[str]) -> WriteReport:
-        with self._write_lock:
-            unknown = [d for d in doc_ids if d not in self.index.documents]
-            if unknown:
-                raise UnknownDocumentError(unknown)
-            version = self._commit(add_documents=[], add_clauses=[], remove_doc_ids=set(doc_ids))
-            return WriteReport(version=version, removed=list(doc_ids))
+        """Remove documents, and the uploaded files they came from once no document needs them."""
+        unknown = [d for d in doc_ids if d not in self.index.documents]
+        if unknown:
+            raise UnknownDocumentError(unknown)
+        sources = {self.index.documents[d].source_path for d in doc_ids}
+        version = self._commit(add_documents=[], add_clauses=[], remove_doc_ids=set(doc_ids))
+        still_used = {d.source_path for d in self.index.documents.values()}
+        for source in sources - still_used:
+            path = Path(source)
+            if path.parent.resolve() == self.upload_dir.resolve():
+                path.unlink(missing_ok=True)
+        return WriteReport(version=version, removed=list(doc_ids))

@@ -7,19 +7,30 @@ Layout:
     <index_dir>/versions/<n>/clauses.jsonl
     <index_dir>/versions/<n>/clause_offsets.npy   byte offset of each clause's line (lazy loading)
     <index_dir>/versions/<n>/clause_keys.json     [[clause id, doc id], ...] in the same order
+    <index_dir>/.write.lock             held by the one process writing (flock)
 
 A write builds a complete new version beside the live one and only then points
 CURRENT at it, so a crash or Ctrl-C in the middle of an ingest leaves the previous
-index fully usable. Old versions are pruned after the switch.
+index fully usable. The manifest lists every file of its version with its size, so a
+version missing a file is recognised as incomplete. Old versions are pruned after a
+successful switch, and only then.
+
+A folder that holds versions but whose CURRENT is missing, empty or names a broken
+version is *damaged*, never "no index": every reader and writer refuses it with
+`IndexDamagedError` until `policyqa index repair` points CURRENT at the newest
+complete version. Nothing in such a folder is deleted or overwritten automatically.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -31,6 +42,8 @@ from ingest.schema import Clause, Document
 
 FORMAT_VERSION = 1
 KEEP_VERSIONS = 2
+VERSION_NAME = re.compile(r"\d{6}")
+STAGING_PREFIX = "."  # versions/.<n>-xxxx while a commit writes them
 
 
 class IndexMissingError(Exception):
@@ -38,6 +51,20 @@ class IndexMissingError(Exception):
 
     def __init__(self, index_dir: Path) -> None:
         super().__init__(f"no index in {index_dir}: run `policyqa ingest PATH` first")
+        self.index_dir = index_dir
+
+
+class IndexDamagedError(Exception):
+    """The folder holds index versions, but the live one cannot be read as it is."""
+
+    def __init__(self, index_dir: Path, problem: str, repairable_to: str | None = None) -> None:
+        self.index_dir, self.problem, self.repairable_to = index_dir, problem, repairable_to
+        if repairable_to:
+            advice = (f"`policyqa index repair --index-dir {index_dir}` points CURRENT at version {repairable_to}, "
+                      "the newest complete one")
+        else:
+            advice = "no complete version is left to repair to: restore the folder from a backup or ingest into a new one"
+        super().__init__(f"the index in {index_dir} is damaged: {problem}; nothing was changed. {advice}")
 
 
 @dataclass
@@ -108,20 +135,120 @@ def _read_jsonl(path: Path, model):
         return [model.model_validate_json(line) for line in f if line.strip()]
 
 
+def _file_sizes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def read_manifest(folder: Path) -> dict:
+    """A version's manifest; `ValueError` naming the file when it is missing or not JSON."""
+    path = folder / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{_short(path)} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{_short(path)} cannot be read ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{_short(path)} is not a manifest")
+    return manifest
+
+
+def _short(path: Path) -> str:
+    """versions/<n>/<file>: what an error names, without the folders above the index."""
+    return "/".join(path.parts[-3:])
+
+
+def version_problem(folder: Path) -> str | None:
+    """Why a version folder is not a complete version, or None when it is."""
+    try:
+        manifest = read_manifest(folder)
+    except ValueError as exc:
+        return str(exc)
+    # Versions written before the manifest listed its files: check the two record files at least.
+    expected = manifest.get("files") or {"documents.jsonl": None, "clauses.jsonl": None}
+    for name, size in expected.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{_short(path)} is missing"
+        if size is not None and path.stat().st_size != size:
+            return f"{_short(path)} has {path.stat().st_size:,} bytes, the manifest says {size:,}"
+    return None
+
+
 class IndexStore:
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = Path(index_dir)
         self.versions_dir = self.index_dir / "versions"
 
+    def version_names(self) -> list[str]:
+        """Every version folder, oldest first (complete or not)."""
+        if not self.versions_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.versions_dir.iterdir() if p.is_dir() and VERSION_NAME.fullmatch(p.name))
+
+    def newest_complete_version(self) -> str | None:
+        return next((v for v in reversed(self.version_names()) if version_problem(self.versions_dir / v) is None), None)
+
     def current_version(self) -> str | None:
+        """The live version; None when no index was ever committed here.
+
+        Raises `IndexDamagedError` when versions exist but CURRENT does not name a complete one.
+        """
         try:
             name = (self.index_dir / "CURRENT").read_text(encoding="utf-8").strip()
         except FileNotFoundError:
-            return None
-        return name if (self.versions_dir / name / "manifest.json").is_file() else None
+            if not self.version_names():
+                return None
+            raise self._damaged("the file CURRENT is missing") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self._damaged(f"the file CURRENT cannot be read ({exc})") from None
+        if not VERSION_NAME.fullmatch(name):
+            raise self._damaged("the file CURRENT is empty" if not name else f"CURRENT holds {name[:40]!r}, not a version name")
+        if not (self.versions_dir / name).is_dir():
+            raise self._damaged(f"CURRENT names version {name}, which is not in versions/")
+        problem = version_problem(self.versions_dir / name)
+        if problem:
+            raise self._damaged(f"version {name} is incomplete: {problem}")
+        return name
+
+    def _damaged(self, problem: str) -> IndexDamagedError:
+        return IndexDamagedError(self.index_dir, problem, self.newest_complete_version())
 
     def exists(self) -> bool:
+        """True when there is a live index; False when none was ever committed; raises when damaged."""
         return self.current_version() is not None
+
+    def is_empty(self) -> bool:
+        """No folder, or a folder with nothing in it but an unfinished first ingest's checkpoints."""
+        if not self.index_dir.exists():
+            return True
+        return all(p.name in ("pending", ".write.lock") for p in self.index_dir.iterdir())
+
+    def repair(self) -> str:
+        """Point CURRENT at the newest complete version; returns its name. Deletes nothing."""
+        version = self.newest_complete_version()
+        if version is None:
+            raise IndexDamagedError(self.index_dir, "no version in versions/ is complete")
+        with self.writing():
+            self._point_current_at(version)
+        return version
+
+    @contextmanager
+    def writing(self):
+        """Hold the folder's write lock: one writer at a time, across processes.
+
+        Under the lock no commit is under way, so the staging folders of a killed one can go.
+        """
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with (self.index_dir / ".write.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self.versions_dir.is_dir():
+                    for stale in self.versions_dir.glob(f"{STAGING_PREFIX}*"):
+                        shutil.rmtree(stale, ignore_errors=True)
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _current_folder(self) -> Path:
         version = self.current_version()
@@ -131,19 +258,31 @@ class IndexStore:
 
     def load_documents(self) -> list[Document]:
         """The live documents alone, without reading the (much larger) clause store."""
-        return _read_jsonl(self._current_folder() / "documents.jsonl", Document)
+        folder = self._current_folder()
+        with self.reading(folder):
+            return _read_jsonl(folder / "documents.jsonl", Document)
 
     def load(self, lazy: bool = False) -> Snapshot:
         """The live version; `lazy` leaves the clauses unparsed until read (what a server wants)."""
         folder = self._current_folder()
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         lazy = lazy and (folder / "clause_offsets.npy").is_file()  # versions written before lazy loading
-        return Snapshot(
-            documents=_read_jsonl(folder / "documents.jsonl", Document),
-            clauses=LazyClauses(folder) if lazy else _read_jsonl(folder / "clauses.jsonl", Clause),
-            manifest=manifest,
-            folder=folder,
-        )
+        with self.reading(folder):
+            return Snapshot(
+                documents=_read_jsonl(folder / "documents.jsonl", Document),
+                clauses=LazyClauses(folder) if lazy else _read_jsonl(folder / "clauses.jsonl", Clause),
+                manifest=read_manifest(folder),
+                folder=folder,
+            )
+
+    @contextmanager
+    def reading(self, folder: Path):
+        """Turn a file of a version that cannot be read into an `IndexDamagedError` naming the version."""
+        try:
+            yield
+        except IndexDamagedError:
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:  # faiss raises RuntimeError
+            raise self._damaged(f"version {folder.name} cannot be read: {str(exc).splitlines()[0][:200]}") from None
 
     def commit(
         self,
@@ -157,12 +296,12 @@ class IndexStore:
         returns what the manifest should say about them.
         """
         self.versions_dir.mkdir(parents=True, exist_ok=True)
-        previous = self.current_version()
+        previous = self.current_version()  # raises on a damaged folder: never build over it
         number = int(previous) + 1 if previous and previous.isdigit() else 1
         while (self.versions_dir / f"{number:06d}").exists():
             number += 1
         name = f"{number:06d}"
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.versions_dir))
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{name}-", dir=self.versions_dir))
         try:
             _write_jsonl(staging / "documents.jsonl", documents)
             np.save(staging / "clause_offsets.npy", np.array(_write_jsonl(staging / "clauses.jsonl", clauses), dtype=np.int64))
@@ -176,6 +315,7 @@ class IndexStore:
                 "documents": len(documents),
                 "clauses": len(clauses),
                 **extra,
+                "files": _file_sizes(staging),
             }
             (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
             os.replace(staging, self.versions_dir / name)
@@ -195,7 +335,6 @@ class IndexStore:
         os.replace(tmp, self.index_dir / "CURRENT")
 
     def _prune(self, keep: set[str | None]) -> None:
-        versions = sorted(p for p in self.versions_dir.iterdir() if p.is_dir())
-        for folder in versions[:-KEEP_VERSIONS]:
-            if folder.name not in keep:
-                shutil.rmtree(folder, ignore_errors=True)
+        for name in self.version_names()[:-KEEP_VERSIONS]:
+            if name not in keep:
+                shutil.rmtree(self.versions_dir / name, ignore_errors=True)

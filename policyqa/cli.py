@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError, update_index
-from index.store import IndexMissingError, IndexStore
+from index.store import IndexDamagedError, IndexMissingError, IndexStore
 from ingest.errors import IngestError
 from ingest.pipeline import find_files, ingest_files, parse_file
 from policyqa.settings import get_settings, load_encoder
@@ -22,6 +22,8 @@ from policyqa.settings import get_settings, load_encoder
 app = typer.Typer(help="Search Chinese education-policy documents clause by clause.", no_args_is_help=True)
 model_app = typer.Typer(help="The embedding model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+index_app = typer.Typer(help="The index folder: check it, repair it.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
 err = Console(stderr=True)
 
 IndexDirOption = Annotated[
@@ -92,11 +94,7 @@ def remove(doc_ids: Annotated[list[str], typer.Argument(help="document ids to re
     """Remove documents from the index (other documents keep their embeddings)."""
     settings = get_settings()
     index_dir = index_dir or settings.index_dir
-    try:
-        known = {d.doc_id for d in IndexStore(index_dir).load_documents()}
-    except IndexMissingError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    known = {d.doc_id for d in IndexStore(index_dir).load_documents()}
     unknown = [d for d in doc_ids if d not in known]
     if unknown:
         err.print(f"[red]no such document: {', '.join(unknown)}[/red]")
@@ -123,7 +121,7 @@ def search(
     try:
         index = ClauseIndex.open(index_dir or settings.index_dir, load_encoder(settings))
         hits = index.search(query, k=k, mode=mode, filters=Filters(doc_id=doc, issuer=issuer, region=region, year=year))
-    except (IndexMissingError, ModelMismatchError, QueryError) as exc:
+    except QueryError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     if as_json:
@@ -159,12 +157,44 @@ def serve(
 
     updates = {k: v for k, v in {"host": host, "port": port, "index_dir": index_dir}.items() if v is not None}
     settings = get_settings().model_copy(update=updates)
+    store = IndexStore(settings.index_dir)
+    has_index = store.exists()  # raises on a damaged index: that is never "no index"
+    if not has_index and not store.is_empty():
+        err.print(f"[red]{settings.index_dir} holds no policyqa index but is not empty: the demo corpus is only "
+                  "ingested into an empty or new folder. Choose another --index-dir.[/red]")
+        raise typer.Exit(2)
     encoder = load_encoder(settings)
-    if not IndexStore(settings.index_dir).exists():
+    if not has_index:
         err.print(f"no index in {settings.index_dir}: ingesting the demo corpus {settings.demo_corpus} first")
         _ingest(settings, settings.index_dir, [settings.demo_corpus], encoder)
+    application = create_app(settings, encoder)  # opens the index: a broken one stops us before we claim to serve
     err.print(f"[bold]policyqa[/bold] serving on http://{settings.host}:{settings.port}/  (API docs: /docs)")
-    uvicorn.run(create_app(settings, encoder), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+
+
+@index_app.command("check")
+def index_check(index_dir: IndexDirOption = None) -> None:
+    """Say whether the index folder is complete, and what is wrong with it if not."""
+    store = IndexStore(index_dir or get_settings().index_dir)
+    version = store.current_version()  # a damaged folder raises: main() prints why and how to repair
+    if version is None:
+        err.print(f"no index in {store.index_dir}")
+        raise typer.Exit(1)
+    err.print(f"index {store.index_dir}: version {version} is complete ({len(store.load_documents())} documents)")
+
+
+@index_app.command("repair")
+def index_repair(index_dir: IndexDirOption = None) -> None:
+    """Point CURRENT at the newest complete version (after a crash or a full disk). Deletes nothing."""
+    store = IndexStore(index_dir or get_settings().index_dir)
+    try:
+        version = store.current_version()
+    except IndexDamagedError as exc:
+        err.print(f"damaged: {exc.problem}")
+        version = store.repair()
+        err.print(f"repaired: CURRENT now names version {version} ({len(store.load_documents())} documents)")
+        return
+    err.print(f"nothing to repair in {store.index_dir}: " + (f"version {version} is complete" if version else "there is no index"))
 
 
 @model_app.command("build")
@@ -226,7 +256,7 @@ def evaluate(
             clauses = index.clauses
             base = baseline_searcher(list(index.documents.values()), encoder, settings.models_dir.parent / "eval-cache") if baseline else None
         validate_labels(queries, clauses)
-    except (IndexMissingError, ModelMismatchError, LabelError) as exc:
+    except LabelError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     report = evaluate_set(query_set.name, queries, search, modes, k, answerable=answerable, baseline=base)
@@ -290,4 +320,7 @@ def main() -> None:
         for error in exc.errors():
             name = "POLICYQA_" + "_".join(str(part) for part in error["loc"]).upper()
             err.print(f"[red]invalid setting {name}={error.get('input')!r}: {error['msg']}[/red]")
+        raise SystemExit(2) from None
+    except (IndexMissingError, IndexDamagedError, ModelMismatchError) as exc:  # any command: one line, no traceback
+        err.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise SystemExit(2) from None

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # Uploaded files are kept here, so a re-upload of the same name replaces that document.
     upload_dir: Path = Path("data/uploads")
     max_upload_bytes: int = 10 * 1024 * 1024
+    # Writes run one at a time; this many more may wait, one more is answered 429 at once.
+    max_queued_writes: int = 16
+    # A write request waits this long for its job, then gets 202 with the job to follow.
+    write_wait_seconds: float = 600.0
 
     # Optional OpenAI-compatible LLM that writes chat answers from the retrieved clauses.
     # Unset (the default), answers are extractive: quoted clause sentences with citations.
