@@ -1,0 +1,145 @@
+"""Writes never make searches wait: a long upload and 50 more writes behind it, against a real server.
+
+The upload is held inside its embedding step by a gate, so "a long write" lasts exactly as long as
+the test needs; searches use the real model throughout.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from policyqa.settings import Settings
+from tests.conftest import LAWS, REPO
+
+MAX_QUEUED = 8
+
+
+class GatedEncoder:
+    """The real encoder, whose passage encoding waits for the test to open the gate."""
+
+    def __init__(self, encoder) -> None:
+        self._encoder = encoder
+        self.model_id, self.dim = encoder.model_id, encoder.dim
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def encode_queries(self, texts):
+        return self._encoder.encode_queries(texts)
+
+    def encode_passages(self, texts):
+        self.entered.set()
+        assert self.gate.wait(120), "the test never opened the gate"
+        return self._encoder.encode_passages(texts)
+
+
+@pytest.fixture
+def gated_server(tmp_path, demo_index_dir, encoder):
+    shutil.copytree(demo_index_dir, tmp_path / "index")
+    gated = GatedEncoder(encoder)
+    settings = Settings(index_dir=tmp_path / "index", upload_dir=tmp_path / "uploads",
+                        models_dir=REPO / "data" / "models", max_queued_writes=MAX_QUEUED, write_wait_seconds=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, gated), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", gated
+    gated.gate.set()
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def _search_p95(client: httpx.Client, rounds: int = 30) -> float:
+    took = []
+    for i in range(rounds):
+        start = time.perf_counter()
+        response = client.get("/api/search", params={"q": ["班额标准", "农村寄宿生补助", "教师培训"][i % 3], "k": 5})
+        took.append(time.perf_counter() - start)
+        assert response.status_code == 200
+    return statistics.quantiles(took, n=20)[18]
+
+
+LAW_FILES = sorted((LAWS / "education").glob("*.txt"))[:3]  # documents the demo index has not embedded
+
+
+def _upload(client: httpx.Client, name: str, law: int = 0, **params) -> httpx.Response:
+    return client.post("/api/documents", params=params,
+                       files={"files": (name, LAW_FILES[law].read_bytes(), "text/plain")})
+
+
+def test_searches_keep_their_speed_during_a_long_write_and_fifty_queued_writes(gated_server):
+    url, gated = gated_server
+    with httpx.Client(base_url=url, timeout=60) as client:
+        _search_p95(client, 10)  # warm up
+        idle = _search_p95(client)
+
+        first = _upload(client, "第一份通知.txt", wait="false")
+        assert first.status_code == 202 and first.json()["state"] in ("queued", "running")
+        assert gated.entered.wait(30), "the upload never reached its embedding step"
+
+        def write(i: int) -> httpx.Response:
+            if i % 2:
+                return client.delete(f"/api/documents/no-such-document-{i}")
+            return _upload(client, f"通知{i}.txt", wait="false")
+
+        with ThreadPoolExecutor(50) as pool:
+            writes = list(pool.map(write, range(50)))
+            during = _search_p95(client)
+        statuses = [r.status_code for r in writes]
+        # Unknown documents are answered at once; uploads queue up to the limit, the rest are told to come back.
+        assert statuses[1::2] == [404] * 25
+        assert sorted(statuses[0::2]) == [202] * MAX_QUEUED + [429] * (25 - MAX_QUEUED)
+        assert all("write" in r.json()["message"] for r in writes if r.status_code == 429)
+        assert during < 2 * idle + 0.05, f"search p95 {during * 1000:.0f} ms during writes vs {idle * 1000:.0f} ms idle"
+
+        gated.gate.set()
+        job_url = first.json()["status_url"]
+        deadline = time.time() + 120
+        while (job := client.get(job_url).json())["state"] not in ("done", "failed"):
+            assert time.time() < deadline, job
+            time.sleep(0.2)
+        assert job["state"] == "done", job
+        title = job["result"]["documents"][0]["title"]
+        top = client.get("/api/search", params={"q": title, "k": 1}).json()["results"][0]
+        assert top["document"]["title"] == title  # the committed upload is searchable
+        listed = client.get("/api/jobs").json()["jobs"]
+        assert {j["job_id"] for j in listed} >= {first.json()["job_id"]}
+
+
+def test_a_delete_waits_for_its_job_and_says_what_it_removed(gated_server):
+    url, gated = gated_server
+    gated.gate.set()
+    with httpx.Client(base_url=url, timeout=60) as client:
+        response = client.delete("/api/documents/004_34cdbe798261bc22")
+        assert response.status_code == 200 and response.json()["deleted"] == ["004_34cdbe798261bc22"]
+        assert client.delete("/api/documents/004_34cdbe798261bc22").status_code == 404
+        ids = {d["doc_id"] for d in client.get("/api/documents").json()["documents"]}
+        assert "004_34cdbe798261bc22" not in ids
+
+
+def test_a_client_that_waits_longer_than_the_write_wait_gets_the_job_to_follow(gated_server):
+    url, gated = gated_server
+    with httpx.Client(base_url=url, timeout=60) as client:
+        start = time.perf_counter()
+        waited = _upload(client, "第二份通知.txt", law=1)  # wait=true, the default; the server waits 1 s
+        assert waited.status_code == 202 and time.perf_counter() - start < 10
+        assert waited.json()["state"] == "running" and waited.json()["result"] is None
+        gated.gate.set()
+        deadline = time.time() + 120
+        while (job := client.get(waited.json()["status_url"]).json())["state"] == "running":
+            assert time.time() < deadline
+            time.sleep(0.2)
+        assert job["state"] == "done" and job["result"]["clauses_added"] > 0
