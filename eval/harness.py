@@ -1,4 +1,4 @@
-"""Evaluating a labelled set: every mode, per kind, latency, no-answer behaviour, failures, baseline.
+"""Evaluating a labelled set: every mode, per kind, latency, answer quality, failures, baseline.
 
 `evaluate_set` is what `policyqa eval` and the CI gate call; it returns plain data (an
 `EvalReport`) that the CLI prints and `--json` writes.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from eval.answers import AnswerReport, Chat, evaluate_answers
 from eval.dataset import LabelledQuery
 from eval.metrics import latency_ms, scores, scores_by_kind, significance_table
-from eval.runner import Answerable, Outcome, Searcher, run_query
+from eval.runner import Outcome, Searcher, run_query
 
 FAILURE_DEPTH = 100  # how deep a missed query is searched again to say where its gold clause ranked
 
@@ -42,20 +43,8 @@ class EvalReport:
     modes: list[ModeReport]
     significance: str = ""
     baseline: list[ModeReport] = field(default_factory=list)
-    # The chat's answer threshold on every query (mode-independent: the chat searches in hybrid).
-    no_answer: dict[str, int] = field(default_factory=dict)
-
-
-def no_answer_stats(queries: list[LabelledQuery], answerable: Answerable) -> dict[str, int]:
-    """How often the answer threshold says 'nothing found': wanted for no-answer queries, not for the rest."""
-    empty = [q for q in queries if not q.gold]
-    labelled = [q for q in queries if q.gold]
-    return {
-        "no_answer_queries": len(empty),
-        "correctly_below_threshold": sum(not answerable(q.query) for q in empty),
-        "answerable_queries": len(labelled),
-        "answerable_queries_below_threshold": sum(not answerable(q.query) for q in labelled),
-    }
+    # The chat's answer to every query (mode-independent: the chat searches in hybrid).
+    answers: AnswerReport | None = None
 
 
 def _failures(outcomes: list[Outcome], search: Searcher, k: int) -> list[Failure]:
@@ -102,7 +91,7 @@ def evaluate_set(
     search: Searcher,
     modes: list[str],
     k: int = 10,
-    answerable: Answerable | None = None,
+    chat: Chat | None = None,
     baseline: Searcher | None = None,
 ) -> EvalReport:
     outcomes = run_modes(queries, search, modes, k)
@@ -111,7 +100,7 @@ def evaluate_set(
         queries=len(queries),
         k=k,
         modes=[_mode_report(outs, search, k) for outs in outcomes.values()],
-        no_answer=no_answer_stats(queries, answerable) if answerable else {},
+        answers=evaluate_answers(set_name, queries, chat) if chat else None,
     )
     runs = dict(outcomes)
     if baseline is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from eval.answers import VERDICTS, AnswerReport
 from eval.harness import EvalReport, ModeReport
 from eval.metrics import METRICS
 
@@ -50,18 +51,39 @@ def print_report(report: EvalReport, console: Console, failures: int = 10) -> No
     if report.significance:
         console.print("[bold]paired t-test[/bold] (a superscript names the runs this one beats, p < 0.05):")
         console.print(report.significance, markup=False, highlight=False)
-    _print_no_answer(report.no_answer, console)
     for mode in report.modes:
         _print_failures(mode, console, failures)
+    if report.answers:
+        print_answers(report.answers, console, failures)
 
 
-def _print_no_answer(n: dict[str, int], console: Console) -> None:
-    if n and n["no_answer_queries"]:
-        console.print(
-            f"answer threshold (the chat's 未找到相关条款): no-answer queries below it "
-            f"{n['correctly_below_threshold']}/{n['no_answer_queries']}; answerable queries wrongly below it "
-            f"{n['answerable_queries_below_threshold']}/{n['answerable_queries']}"
-        )
+def print_answers(answers: AnswerReport, console: Console, failures: int = 10) -> None:
+    table = Table(title="chat answers (quoted text contains a gold phrase)", title_justify="left")
+    for column in ("split", "answerable", "correct", "wrong-but-cited", "refused", "unanswerable", "refused ✓"):
+        table.add_column(column, justify="right")
+    for split, r in answers.by_split.items():
+        table.add_row(split, str(r["answerable"]), _pct(r["correct"]), _pct(r["wrong_cited"]),
+                      _pct(r["refused_answerable"]), str(r["unanswerable"]), _pct(r["unanswerable_refused"]))
+    console.print(table)
+    kinds = Table(title="chat answers by kind", title_justify="left")
+    for column in ("kind", *VERDICTS):
+        kinds.add_column(column, justify="right")
+    for kind, counts in answers.by_kind.items():
+        kinds.add_row(kind, *(str(counts.get(v, 0)) for v in VERDICTS))
+    console.print(kinds)
+    if answers.latency_ms:
+        console.print(f"chat latency p50 {answers.latency_ms['p50']:.1f} ms, p95 {answers.latency_ms['p95']:.1f} ms")
+    wrong = [o for o in answers.outcomes if o.verdict in ("wrong_cited", "refused_answerable")]
+    if wrong and failures > 0:
+        console.print(f"[bold]{len(wrong)} wrong answers[/bold] (wrong-but-cited first)")
+        for o in sorted(wrong, key=lambda o: o.verdict != "wrong_cited")[:failures]:
+            quote = " | ".join(o.reply.quotes)[:90] or "未找到"
+            console.print(f"  [{o.verdict}] {o.query.id} {o.query.query}  → {quote}  (gold: {' | '.join(o.query.gold)})",
+                          markup=False, highlight=False)
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f}%"
 
 
 def _print_failures(mode: ModeReport, console: Console, limit: int) -> None:
@@ -76,4 +98,7 @@ def _print_failures(mode: ModeReport, console: Console, limit: int) -> None:
 
 
 def write_json(report: EvalReport, path: Path) -> None:
-    path.write_text(json.dumps(dataclasses.asdict(report), ensure_ascii=False, indent=2), encoding="utf-8")
+    def plain(value):  # labelled queries and other pydantic models inside the dataclasses
+        return value.model_dump(exclude_none=True)
+
+    path.write_text(json.dumps(dataclasses.asdict(report), ensure_ascii=False, indent=2, default=plain), encoding="utf-8")

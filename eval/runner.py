@@ -15,7 +15,6 @@ from urllib.parse import quote
 import httpx
 
 from eval.dataset import LabelledQuery
-from index.answer import Message, compose_answer
 from index.clause_index import ClauseIndex
 from ingest.normalize import compact
 
@@ -31,8 +30,6 @@ class Retrieved:
 
 
 Searcher = Callable[[str, int, str], list[Retrieved]]
-# Whether the chat's answer threshold lets a question through (False: it answers 未找到相关条款).
-Answerable = Callable[[str], bool]
 
 
 @dataclass
@@ -78,20 +75,6 @@ def local_searcher(index: ClauseIndex) -> Searcher:
         ]
 
     return search
-
-
-def local_answerable(index: ClauseIndex) -> Answerable:
-    return lambda question: compose_answer(index, [Message(role="user", content=question)]).found
-
-
-def http_answerable(base_url: str, timeout: float = 60.0) -> Answerable:
-    client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
-
-    def answerable(question: str) -> bool:
-        body = {"model": "policyqa", "messages": [{"role": "user", "content": question}]}
-        return bool(client.post("/v1/chat/completions", json=body).raise_for_status().json()["sources"])
-
-    return answerable
 
 
 def http_searcher(base_url: str, timeout: float = 60.0) -> Searcher:

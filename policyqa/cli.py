@@ -211,59 +211,76 @@ def model_build() -> None:
 
 @app.command("eval")
 def evaluate(
-    query_set: Annotated[Path, typer.Option("--set", help="labelled queries (JSON Lines, see eval/sets/README.md)")] = Path(
-        "eval/sets/policy.jsonl"
-    ),
+    query_set: Annotated[Path | None, typer.Option("--set", help="labelled queries (JSON Lines, see eval/sets/README.md); "
+                                                   "default: the set in eval/sets/sets.json that matches the index")] = None,
     mode: Annotated[str, typer.Option(help="hybrid, dense, lexical or all")] = "all",
     k: Annotated[int, typer.Option("--k", help="results per query")] = 10,
-    url: Annotated[str | None, typer.Option(help="evaluate a running server (its /api/search) instead of the local index")] = None,
+    url: Annotated[str | None, typer.Option(help="evaluate a running server (its /api/search and /v1/chat/completions) "
+                                            "instead of the local index")] = None,
     baseline: Annotated[bool, typer.Option(help="also run the fixed-size-chunk baseline on the same documents")] = False,
+    answers: Annotated[bool, typer.Option(help="also ask the chat every question and judge its answers")] = True,
     failures: Annotated[int, typer.Option(help="how many failures to print per mode (worst first)")] = 10,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the whole report as JSON here")] = None,
     index_dir: IndexDirOption = None,
 ) -> None:
-    """Measure retrieval quality on a labelled query set: Recall@1/5/10, MRR@10, nDCG@10 per mode and kind."""
+    """Measure retrieval (Recall@1/5/10, MRR@10, nDCG@10 per mode and kind) and the chat's answers on a labelled set."""
+    from eval.answers import http_chat, local_chat
     from eval.baseline import baseline_searcher
-    from eval.dataset import LabelError, load_queries, validate_labels
     from eval.harness import evaluate_set
     from eval.report import print_report, write_json
-    from eval.runner import http_answerable, http_searcher, local_answerable, local_searcher
+    from eval.runner import http_searcher, local_searcher
 
     modes = ["hybrid", "dense", "lexical"] if mode == "all" else [mode]
     if any(m not in ("hybrid", "dense", "lexical") for m in modes):
         err.print(f"[red]unknown mode '{mode}'; use hybrid, dense, lexical or all[/red]")
         raise typer.Exit(2)
-    settings = get_settings()
-    try:
-        queries = load_queries(query_set)
-    except (OSError, ValueError) as exc:
-        err.print(f"[red]cannot read the query set {query_set}: {exc}[/red]")
-        raise typer.Exit(2) from exc
     if url and baseline:
         err.print("[red]--baseline needs the local index and model; leave out --url[/red]")
         raise typer.Exit(2)
-    try:
-        if url:
-            search = http_searcher(url)
-            answerable = http_answerable(url)
-            clauses = _server_clauses(url)
-            base = None
-        else:
-            encoder = load_encoder(settings)
-            index = ClauseIndex.open(index_dir or settings.index_dir, encoder)
-            search = local_searcher(index)
-            answerable = local_answerable(index)
-            clauses = index.clauses
-            base = baseline_searcher(list(index.documents.values()), encoder, settings.models_dir.parent / "eval-cache") if baseline else None
-        validate_labels(queries, clauses)
-    except LabelError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-    report = evaluate_set(query_set.name, queries, search, modes, k, answerable=answerable, baseline=base)
+    settings = get_settings()
+    if url:
+        search, chat, clauses, base = http_searcher(url), http_chat(url), _server_clauses(url), None
+    else:
+        encoder = load_encoder(settings)
+        index = ClauseIndex.open(index_dir or settings.index_dir, encoder)
+        search, chat, clauses = local_searcher(index), local_chat(index), index.clauses
+        base = baseline_searcher(list(index.documents.values()), encoder, settings.models_dir.parent / "eval-cache") if baseline else None
+    query_set, queries = _matching_set(query_set, clauses)
+    report = evaluate_set(query_set.name, queries, search, modes, k, chat=chat if answers else None, baseline=base)
     print_report(report, Console(), failures)
     if json_out:
         write_json(report, json_out)
         err.print(f"report written to {json_out}")
+
+
+def _matching_set(query_set: Path | None, clauses):
+    """The set to run and its queries: the one asked for if its labels fit the index, else the first that fits.
+
+    A set whose gold phrases are not in the index cannot be scored: say which corpus it needs and how to ingest it.
+    """
+    from eval.dataset import SETS_DIR, catalog, ingest_advice, load_queries, missing_phrases
+
+    known = {info.file: info for info in catalog()}
+    candidates = [query_set] if query_set else [SETS_DIR / info.file for info in catalog()]
+    problems = []
+    for path in candidates:
+        try:
+            queries = load_queries(path)
+        except (OSError, ValueError) as exc:
+            err.print(f"[red]cannot read the query set {path}: {exc}[/red]")
+            raise typer.Exit(2) from exc
+        missing = missing_phrases(queries, clauses)
+        if not missing:
+            if not query_set:
+                err.print(f"evaluating {path.name}: its labels match this index")
+            return path, queries
+        total = sum(len(q.gold) for q in queries)
+        qid, phrase = missing[0]
+        advice = ingest_advice(known[path.name]) if path.name in known else "ingest the corpus it was written for"
+        problems.append(f"{path.name}: {len(missing)} of {total} gold phrases are not in this index "
+                        f"(first: query {qid}, {phrase!r}). {advice}")
+    err.print("[red]" + escape("\n".join(problems)) + "[/red]", soft_wrap=True)
+    raise typer.Exit(2)
 
 
 def _server_clauses(url: str):

@@ -53,12 +53,11 @@ def test_eval_command_on_the_demo_set_writes_a_report(demo_index_dir, tmp_path):
     assert modes["hybrid"]["overall"]["mrr@10"] > baseline["hybrid"]["overall"]["mrr@10"]
     failure = modes["lexical"]["failures"][0]
     assert failure["query"] and failure["gold"] and len(failure["top"]) == 3
-    # The chat's answer threshold turns away the questions the corpus cannot answer.
-    assert report["no_answer"]["no_answer_queries"] == 3
-    assert report["no_answer"]["correctly_below_threshold"] == 3
-    # Measured 5/28 turned away (two paraphrases, 营养餐补助标准, 课后服务怎么开展, 消除D级危房): no worse.
-    assert report["no_answer"]["answerable_queries_below_threshold"] <= 5
-    assert "answer threshold" in result.stdout
+    # The chat is asked every question: it turns away those the corpus cannot answer.
+    answers = report["answers"]["by_split"]["all"]
+    assert answers["unanswerable"] == 3 and answers["unanswerable_refused"] == 1.0
+    assert answers["answerable"] == 28 and answers["correct"] + answers["wrong_cited"] + answers["refused_answerable"] == 1
+    assert "chat answers" in result.stdout
 
 
 def test_a_typo_in_a_label_stops_the_eval_with_the_query_named(demo_index_dir, tmp_path):
@@ -74,10 +73,28 @@ def test_a_typo_in_a_label_stops_the_eval_with_the_query_named(demo_index_dir, t
 def test_eval_against_a_running_server(live_server):
     from eval.dataset import load_queries
     from eval.harness import evaluate_set
-    from eval.runner import http_answerable, http_searcher
+    from eval.answers import http_chat
+    from eval.runner import http_searcher
 
     queries = load_queries(REPO / "eval" / "sets" / "demo.jsonl")
-    report = evaluate_set("demo", queries, http_searcher(live_server), ["hybrid"], k=10,
-                          answerable=http_answerable(live_server))
+    report = evaluate_set("demo", queries, http_searcher(live_server), ["hybrid"], k=10, chat=http_chat(live_server))
     assert report.modes[0].overall["recall@5"] >= 0.9
-    assert report.no_answer["correctly_below_threshold"] == report.no_answer["no_answer_queries"] == 3
+    answers = report.answers.by_split["all"]
+    assert answers["unanswerable_refused"] == 1.0 and answers["unanswerable"] == 3
+    # The same questions asked of the local chat get the same verdicts as through the server's openai endpoint.
+    assert answers["correct"] >= 0.6
+
+
+def test_eval_with_no_options_runs_the_set_that_matches_the_index(demo_index_dir, tmp_path):
+    env = {**os.environ, "POLICYQA_MODELS_DIR": str(REPO / "data" / "models"), "POLICYQA_INDEX_DIR": str(demo_index_dir)}
+    result = subprocess.run([sys.executable, "-m", "policyqa", "eval", "--mode", "hybrid", "--no-answers"],
+                            env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "evaluating demo.jsonl" in result.stderr and "demo.jsonl: 31 queries" in result.stdout
+
+    wrong_corpus = subprocess.run([sys.executable, "-m", "policyqa", "eval", "--set", "eval/sets/policy.jsonl"],
+                                  env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert wrong_corpus.returncode == 2
+    message = " ".join(wrong_corpus.stderr.split())
+    assert "gold phrases are not in this index" in message and "Traceback" not in message
+    assert "policyqa ingest data/demo ../shared/corpus/laws/education --index-dir data/eval-index" in message
