@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # What `make clean` removes; the server itself reads POLICYQA_INDEX_DIR (default data/index).
 INDEX  ?= data/index
 
-.PHONY: install browser serve test bench clean
+.PHONY: install doc-tools browser serve test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) doc-tools
+
+# Debian's antiword reads legacy Word .doc files (ingest/legacy_doc.py); without it they are refused.
+doc-tools:
+	@command -v antiword >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq antiword >/dev/null; \
+	  else echo "reading legacy Word .doc files needs Debian's antiword: sudo apt-get install antiword"; fi; }
 
 # Debian's chromium drives the browser test (Playwright may not download a browser here); a CJK font
 # makes its screenshots readable.

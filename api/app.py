@@ -10,10 +10,14 @@ from importlib import resources
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from api import chat, documents, search
 from api.errors import RejectInvalidUtf8, install_error_handlers
+from api.limits import RequestLimits
+from api.methods import AllowedMethods
 from api.schemas import ErrorBody
+from api.security import install_security
 from index.encoder import Encoder
 from index.live import LiveIndex
 from policyqa.settings import Settings, load_encoder
@@ -24,13 +28,18 @@ STATIC = resources.files("api") / "static"
 def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
     settings = settings or Settings()
     encoder = encoder or load_encoder(settings)
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the server, not a CDN (offline machines).
+    app = FastAPIOffline(
         title="policyqa",
         description="Clause-level search and cited answers over Chinese education-policy documents.",
         version="0.1.0",
         # Any route can meet a URL that is not UTF-8 or a malformed body (400) and bad parameters (422).
         responses={400: {"model": ErrorBody, "description": "malformed request"},
                    422: {"model": ErrorBody, "description": "invalid parameters"}},
+        # `DELETE /api/documents/` was redirected to the list; api/methods.py answers such paths instead.
+        redirect_slashes=False,
+        # Swagger UI's validator badge would fetch an image from swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.live = LiveIndex(
@@ -41,8 +50,12 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         max_file_bytes=settings.max_upload_bytes,
         max_queued_writes=settings.max_queued_writes,
     )
+    app.state.live.warm_up()
     install_error_handlers(app)
     app.add_middleware(RejectInvalidUtf8)
+    app.add_middleware(AllowedMethods)
+    app.add_middleware(RequestLimits, settings=settings)
+    install_security(app, settings)
     app.include_router(search.router)
     app.include_router(documents.router)
     app.include_router(chat.router)

@@ -3,6 +3,8 @@
 A thin layer over `index.answer` (and `index.llm_answer` when an LLM is configured): it reads
 the OpenAI request shape, and returns the answer as a `chat.completion` or as
 `chat.completion.chunk` server-sent events, with the cited clauses in an extra `sources` field.
+Requests are checked as OpenAI checks them and errors take OpenAI's shape, so OpenAI clients
+raise the exception they would raise against OpenAI (BadRequestError, NotFoundError, ...).
 """
 
 from __future__ import annotations
@@ -20,16 +22,17 @@ from pydantic import BaseModel, Field
 
 from api.deps import live_index, settings
 from api.errors import ApiError
-from api.schemas import ErrorBody
+from api.openai_errors import OpenAIErrorBody, OpenAIRoute
 from index.answer import Answer, Message, Source, compose_answer
 from index.clause_index import QueryError
 from index.live import LiveIndex
 from index.llm_answer import llm_answer
 from policyqa.settings import Settings
 
-router = APIRouter(tags=["chat"])
 MODEL_ID = "policyqa"
 STREAM_PIECE_CHARS = 16  # content deltas: a line, or this many characters of a longer one
+
+router = APIRouter(tags=["chat"], route_class=OpenAIRoute)
 
 
 class ContentPart(BaseModel):
@@ -52,14 +55,17 @@ class StreamOptions(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """The OpenAI request; sampling fields are accepted and ignored (answers are quoted, not sampled)."""
+    """The OpenAI request; sampling fields are checked as OpenAI checks them, then ignored (answers are quoted)."""
 
-    model: str = MODEL_ID
+    model: str = Field(default=MODEL_ID, description=f"`{MODEL_ID}`, the one model served (GET /v1/models)")
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1, le=1, description="only 1: there is one answer")
 
 
 class AssistantMessage(BaseModel):
@@ -147,8 +153,11 @@ def _events(request: ChatRequest, answer: Answer, completion_id: str, created: i
     response_model=ChatCompletion,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "a chat.completion, or with `stream` its chunks"},
-        422: {"model": ErrorBody, "description": "no user message, an empty one, or one over 1000 characters"},
-        503: {"model": ErrorBody, "description": "no index yet"},
+        400: {"model": OpenAIErrorBody, "description": "an invalid request: a parameter out of range, no user "
+              "message, an empty one, or one over 1000 characters"},
+        404: {"model": OpenAIErrorBody, "description": "an unknown model (`model_not_found`)"},
+        413: {"model": OpenAIErrorBody, "description": "a body over POLICYQA_MAX_JSON_BYTES"},
+        503: {"model": OpenAIErrorBody, "description": "no index yet"},
     },
 )
 def chat_completions(
@@ -160,6 +169,7 @@ def chat_completions(
 
     Short follow-ups (`那初中呢?`) are read with the previous user message.
     """
+    served_model(request.model)
     messages = [Message(role=m.role, content=m.text()) for m in request.messages]
     try:
         if config.llm_base_url and config.llm_model:
@@ -167,7 +177,7 @@ def chat_completions(
         else:
             answer = compose_answer(live.index, messages)
     except QueryError as exc:
-        raise ApiError(422, "invalid_messages", str(exc)) from exc
+        raise ApiError(400, "invalid_messages", str(exc)) from exc
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if request.stream:
@@ -186,3 +196,16 @@ def chat_completions(
 def list_models() -> ModelList:
     """The one model this server answers as, for clients that list models first."""
     return ModelList(data=[ModelCard(id=MODEL_ID)])
+
+
+@router.get("/v1/models/{model}", response_model=ModelCard, responses={404: {"model": OpenAIErrorBody}})
+def retrieve_model(model: str) -> ModelCard:
+    """The served model by its name (404 `model_not_found` for any other)."""
+    return served_model(model)
+
+
+def served_model(model: str) -> ModelCard:
+    if model != MODEL_ID:
+        raise ApiError(404, "model_not_found", f"The model {model!r} does not exist: this server answers as "
+                       f"{MODEL_ID!r} (GET /v1/models)")
+    return ModelCard(id=MODEL_ID)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import Header, Request
 
 from api.errors import ApiError
+from api.limits import UNAUTHORIZED, has_api_key
 from index.live import LiveIndex
 from policyqa.settings import Settings
 
@@ -24,10 +23,10 @@ def require_api_key(
     x_api_key: str | None = Header(default=None, description="the API key, when the server has one configured"),
     authorization: str | None = Header(default=None, description="`Bearer <API key>`, an alternative to X-API-Key"),
 ) -> None:
-    """Writes need the configured API key; with none configured (localhost default) they are open."""
-    expected = request.app.state.settings.api_key
-    if not expected:
-        return
-    given = x_api_key or (authorization or "").removeprefix("Bearer ").strip()
-    if not given or not secrets.compare_digest(given.encode(), expected.encode()):
-        raise ApiError(401, "unauthorized", "this server needs an API key for changes: send it as `X-API-Key: <key>`")
+    """Writes need the configured API key; with none configured (localhost default) they are open.
+
+    `api.limits.RequestLimits` already answered 401 before the body was read; this declares the
+    headers in the API docs and guards the route itself as well.
+    """
+    if not has_api_key(request.headers, request.app.state.settings.api_key):
+        raise ApiError(401, "unauthorized", UNAUTHORIZED)

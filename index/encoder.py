@@ -7,7 +7,12 @@ is configured with POLICYQA_MODEL.
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Literal, Protocol, get_args
 
@@ -41,14 +46,77 @@ def resolve_model(model: str, models_dir: Path) -> tuple[str, str]:
     return (str(path.resolve()), str(path.resolve())) if path.exists() else (model, model)
 
 
+class QueryBatcher:
+    """Encodes the queries of concurrent searches together, on one thread of its own.
+
+    A search hands its query over and waits; the thread takes every query waiting (after up to
+    `window` seconds for more), encodes them in one call and hands each its vector. Under load
+    queries pile up while a batch is encoded, so the next batch takes them all: one model call
+    instead of many, and no pile of threads each asking the model for one query.
+    """
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], window: float, max_batch: int = 64) -> None:
+        self._encode, self._window, self._max_batch = encode, window, max_batch
+        self._queue: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="policyqa-query-batcher", daemon=True).start()
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        futures = []
+        for text in texts:
+            futures.append(Future())
+            self._queue.put((text, futures[-1]))
+        return [f.result() for f in futures]
+
+    def _next_batch(self) -> list[tuple[str, Future]]:
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + self._window
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            texts = list(dict.fromkeys(text for text, _ in batch))
+            try:
+                vectors = dict(zip(texts, self._encode(texts), strict=True))
+            except Exception as exc:  # noqa: BLE001 - the searches waiting for this batch report it
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for text, future in batch:
+                future.set_result(vectors[text])
+
+
+def onnx_session_options(threads: int):
+    """onnxruntime threads for `threads` intra-op threads that do not spin-wait between calls.
+
+    Spinning keeps idle pool threads on a core for a while after each call: under concurrent
+    searches that burns the CPU the other requests need.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class SentenceTransformerEncoder:
     """L2-normalised embeddings; repeated queries come from an LRU cache and cost no encode.
 
     The variant changes how the model runs, not which model it is: an index built with one
-    variant is queried with another (the vectors agree to cosine >= 0.99).
+    variant is queried with another (the vectors agree to cosine >= 0.99). `threads` sets the
+    ONNX intra-op threads (None: onnxruntime's default, one per core); `query_batch_window` (seconds)
+    sends queries through a `QueryBatcher` (None: each query is encoded on its caller's thread).
     """
 
-    def __init__(self, model: str, model_id: str, variant: EncoderVariant = "torch", batch_size: int = 32) -> None:
+    def __init__(self, model: str, model_id: str, variant: EncoderVariant = "torch", batch_size: int = 32,
+                 threads: int | None = None, query_batch_window: float | None = None) -> None:
         from sentence_transformers import SentenceTransformer
 
         if variant not in ENCODER_VARIANTS:
@@ -58,9 +126,11 @@ class SentenceTransformerEncoder:
         else:
             from index.onnx_export import ensure_onnx
 
+            model_kwargs = {"file_name": ensure_onnx(Path(model), variant)}
+            if threads:
+                model_kwargs["session_options"] = onnx_session_options(threads)
             self._model = SentenceTransformer(
-                model, device="cpu", backend="onnx", local_files_only=True,
-                model_kwargs={"file_name": ensure_onnx(Path(model), variant)},
+                model, device="cpu", backend="onnx", local_files_only=True, model_kwargs=model_kwargs,
             )
         self.model_id = model_id
         self.variant = variant
@@ -70,22 +140,28 @@ class SentenceTransformerEncoder:
         self._query_prompt = "query" if "query" in prompts else None
         self._passage_prompt = "passage" if "passage" in prompts else None
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()  # searches run on many threads
+        self._batcher = None if query_batch_window is None else QueryBatcher(self._encode_new_queries, query_batch_window)
+
+    def _encode_new_queries(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(
+            texts, prompt_name=self._query_prompt, normalize_embeddings=True, convert_to_numpy=True
+        ).astype(np.float32)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._query_cache]
+        with self._cache_lock:
+            known = {t: self._query_cache[t] for t in texts if t in self._query_cache}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            vectors = self._model.encode(
-                missing, prompt_name=self._query_prompt, normalize_embeddings=True, convert_to_numpy=True
-            )
-            for text, vector in zip(missing, vectors, strict=True):
-                self._query_cache[text] = vector.astype(np.float32)
-        out = []
-        for text in texts:
-            self._query_cache.move_to_end(text)
-            out.append(self._query_cache[text])
-        while len(self._query_cache) > QUERY_CACHE_SIZE:
-            self._query_cache.popitem(last=False)
-        return np.stack(out)
+            vectors = self._batcher.encode(missing) if self._batcher else self._encode_new_queries(missing)
+            known.update(zip(missing, vectors, strict=True))
+        with self._cache_lock:
+            for text in texts:
+                self._query_cache[text] = known[text]
+                self._query_cache.move_to_end(text)
+            while len(self._query_cache) > QUERY_CACHE_SIZE:
+                self._query_cache.popitem(last=False)
+        return np.stack([known[t] for t in texts])
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         """sentence-transformers batches the texts by length itself, so padding stays small."""

@@ -31,7 +31,7 @@ class LexicalIndex:
             [known],
             k=min(k, self.size),
             show_progress=False,
-            n_threads=1,
+            n_threads=0,  # in the caller's thread: any other number starts a thread pool per query
             weight_mask=None if mask is None else mask.astype(np.float32),
         )
         rows, scores = rows[0].astype(np.int64), scores[0]

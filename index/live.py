@@ -68,6 +68,12 @@ class LiveIndex:
         for stale in self.upload_dir.glob(".staging-*") if self.upload_dir.is_dir() else []:
             shutil.rmtree(stale, ignore_errors=True)  # left by an upload killed before it finished
 
+    def warm_up(self) -> None:
+        """One search before serving: it loads jieba's dictionary and runs the model once, which the first
+        concurrent searches would otherwise each do for themselves (seconds each, under load)."""
+        if self._current is not None:
+            self._current.search("义务教育", k=1)
+
     @property
     def index(self) -> ClauseIndex:
         current = self._current

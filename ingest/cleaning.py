@@ -1,4 +1,5 @@
-"""Cleaning scraped policy text into paragraphs: boilerplate, OCR garbage, page markers, broken lines.
+"""Cleaning scraped policy text into paragraphs: boilerplate, OCR garbage, page markers, broken lines,
+flattened tables, and noise (markup, code, bare numbers) that no clause may consist of.
 
 Pure functions over strings. Each rule removes only what it can recognise with
 confidence; anything doubtful stays (nothing real may be dropped).
@@ -10,7 +11,9 @@ import re
 from dataclasses import dataclass
 
 from ingest.headings import INLINE_MARKER, match_heading
+from ingest.metadata import is_date_line, is_metadata_line
 from ingest.normalize import to_simplified
+from ingest.tables import unflatten
 
 # Whole lines that are site chrome, download-site notices or file-info, never policy text.
 _BOILERPLATE_LINE = re.compile(
@@ -30,6 +33,13 @@ _BOILERPLATE_LINE = re.compile(
             r"^.{1,60}_第\d+页\s*$",
             r"^-?\s*(格式|大小|文档页数|页数|ID|时间)[:：]\s*[\w.\- :]{0,30}$",
             r"^下面是.{0,20}(给大家|为大家|为你|为您)整理的.{0,60}仅供参考",
+            # Scraped-page widgets: share, print, font size, counters, pagers.
+            r"^(分享到|扫一扫在手机打开当前页|扫一扫|返回顶部|回到顶部|打印本页|打印页面|关闭本页|关闭窗口|发布|【纠错】|纠错)[:：]?\s*$",
+            r"^T?浏览字号.{0,8}$",
+            r"^字号[:：]?\s*[大中小\s]*$",
+            r"^(网站访问量|访问量|浏览量)[:：].{0,12}$",
+            r"^(首页\s*)?(上一页|下一页|尾页|末页)(\s*(\d+|上一页|下一页|尾页|末页|首页))*\s*$",
+            r"^(相关信息|相关新闻|相关链接|相关文章|相关阅读|更多)\s*$",
         ]
     )
 )
@@ -53,8 +63,15 @@ class Paragraph:
     after_garbage: bool = False  # OCR garbage preceded it: a scanned page, often another document
 
 
+# A listing's teaser: the start of an article cut off, with a link to the rest.
+_TEASER = re.compile(r"(?:\.{3}|…{1,2})\s*(?:\[详细\]|\[详情\]|\[更多\]|\[全文\]|详细>>|更多>>|阅读全文|查看全文)$")
+_TEASER_ENDS = ("]", ">", "文")
+
+
 def is_boilerplate(line: str) -> bool:
-    return bool(_BOILERPLATE_LINE.search(line.strip()))
+    line = line.strip()
+    # The teaser test is unanchored: only lines ending like one pay for it.
+    return bool(_BOILERPLATE_LINE.search(line)) or (line.endswith(_TEASER_ENDS) and bool(_TEASER.search(line)))
 
 
 def _is_cjk(ch: str) -> bool:
@@ -225,10 +242,49 @@ def split_run_on_items(paragraph: str) -> list[str]:
     return [p for p in parts if p]
 
 
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+_MARKUP_REMNANT = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>|&[A-Za-z]{2,8};|&#\d+;")
+_CODE_SIGN = re.compile(r"->|=>|::|&&|\|\||[{}()\[\];=<>$&|\\*#@`'\"]")
+_SQL = re.compile(
+    r"^\s*(?:select\s.+\sfrom\s|insert\s+into\s|update\s+\S+\s+set\s|delete\s+from\s|"
+    r"create\s+(?:table|index|view)\s|drop\s+table\s|alter\s+table\s)",
+    re.IGNORECASE,
+)
+# Code is mostly identifiers and operators; prose in any language has few operators.
+_MIN_CODE_LETTERS = 0.3
+_MIN_CODE_SIGNS = 0.1
+_MAX_MARKUP_SHARE = 0.3
+
+
+def _is_kept_label(text: str) -> bool:
+    """Dates and metadata lines are read for the header; a bare `2.` opens a heading."""
+    return not text or is_metadata_line(text) or is_date_line(text) or bool(match_heading(text))
+
+
+def is_noise(paragraph: str) -> bool:
+    """Markup, code, SQL, bare numbers or punctuation: never a clause."""
+    text = paragraph.strip()
+    if "<" not in text and "&" not in text and not _ASCII_LETTER.search(text):
+        # No markup, code or SQL is possible: only bare numbers and punctuation are noise (fast path).
+        return not _CJK.search(text) and not _is_kept_label(text)
+    visible = len(re.sub(r"\s", "", text))
+    if not visible or _is_kept_label(text):
+        return False
+    if _SQL.match(text) or sum(map(len, _MARKUP_REMNANT.findall(text))) >= _MAX_MARKUP_SHARE * visible:
+        return True
+    letters = len(_ASCII_LETTER.findall(text))
+    if not letters and not _CJK.search(text):
+        return True  # bare numbers and punctuation
+    return letters >= _MIN_CODE_LETTERS * visible and len(_CODE_SIGN.findall(text)) >= _MIN_CODE_SIGNS * visible
+
+
 def clean_text(text: str) -> list[Paragraph]:
     """Scraped text in, clean paragraphs out (original script, original punctuation)."""
-    lines = strip_boilerplate(text.split("\n"))
-    paragraphs = [Paragraph(p) for line in join_paragraphs(lines) for p in split_run_on_items(line)]
+    lines = unflatten(strip_boilerplate(text.split("\n")))
+    paragraphs = [
+        Paragraph(p) for line in join_paragraphs(lines) for p in split_run_on_items(line) if not is_noise(p)
+    ]
     # Scraped pages often print the title twice in a row.
     deduped = [p for i, p in enumerate(paragraphs) if i == 0 or p.text != paragraphs[i - 1].text]
     return drop_garbage(deduped)

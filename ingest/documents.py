@@ -11,11 +11,14 @@ import re
 from dataclasses import dataclass, field
 
 from ingest.cleaning import TERMINAL_PUNCT, Paragraph, garbage_score
+from ingest.errors import EmptyDocumentError, IngestError
 from ingest.headings import FAMILY_RANK, match_heading
+from ingest.tables import SEPARATOR
 
 _DOC_TYPES = (
     "实施意见|指导意见|若干意见|意见|通知|通报|实施方案|工作方案|行动方案|方案|实施办法|管理办法|办法|规定|条例|"
-    "实施细则|细则|决定|讲话|报告范文|整改报告|报告|政策解读|解读|纲要|规划|计划|经验材料之[一二三四五六七八九十]+|公告|决议|批复"
+    "实施细则|细则|决定|讲话|报告范文|整改报告|报告|政策解读|解读|纲要|规划|计划|经验材料之[一二三四五六七八九十]+|公告|决议|批复|"
+    "要点|要點"
 )
 _TITLE_CHARS = r"[^\s。，,；;：:！!？?]"
 _TITLE_RUN = re.compile(
@@ -35,6 +38,10 @@ _TITLE_CONTINUATION = re.compile(r"^[\u4e00-\u9fff《》“”、]{2,40}$")
 _PROPERTY_BLOCK = re.compile(r"^(文章属性.*?正文|正文)[:：]?[-—\s]*")
 
 MAX_STANDALONE_TITLE = 80
+# A line repeats the title when it holds at least half of it.
+MIN_REPEATED_TITLE_SHARE = 0.5
+# A byline under a title (`校长寄语` / `校长穆耕森`) does not continue it.
+_BYLINE = re.compile(r"^(?:校长|院长|园长|主任|局长|厅长|书记|部长|记者|编辑|作者|通讯员|撰稿)")
 
 
 @dataclass
@@ -123,7 +130,8 @@ def split_documents(paragraphs: list[Paragraph], fallback_title: str) -> list[Dr
             current = start("", [])
         elif (
             found
-            and not _same_title(found[0], current.title)
+            # A page header (`反霸凌`) that the real title contains is replaced by it.
+            and (not _same_title(found[0], current.title) or (not current.paragraphs and len(found[0]) > len(current.title)))
             and not _cites(current, found[0])
             and (_AFTER_TITLE.match(found[1].strip()) or sum(map(len, current.paragraphs)) < MIN_DOCUMENT_CHARS)
         ):
@@ -152,15 +160,80 @@ def split_documents(paragraphs: list[Paragraph], fallback_title: str) -> list[Dr
             used_top_level = True
         # Inside a law, 一、 items are an article's 项 and restart in every article.
         in_law = in_law or bool(heading and heading.rank <= FAMILY_RANK["article"])
-        if current.title and _same_title(text, current.title) and _is_standalone_title(text):
-            continue  # the title printed again above the body
-        if current.title and not current.paragraphs and _TITLE_CONTINUATION.match(text) and not heading:
+        if (
+            current.title
+            and _same_title(text, current.title)
+            and len(text) >= len(current.title) * MIN_REPEATED_TITLE_SHARE
+            and _is_standalone_title(text)
+        ):
+            continue  # the title printed again (`合肥市教育局` under a notice is its signature, not its title)
+        if (
+            current.title
+            and not current.paragraphs
+            and _TITLE_CONTINUATION.match(text)
+            and not _BYLINE.match(text)
+            and not heading
+        ):
             current.title += text  # a long title wrapped onto a second line
             current.header.append(text)
             continue
         current.paragraphs.append(text)
 
     for doc in docs:
-        if not doc.title:
-            doc.title = _fallback_title(doc.paragraphs) or fallback_title
+        doc.title = clean_title(doc.title) or _fallback_title(doc.paragraphs) or fallback_title
     return [d for d in docs if d.paragraphs]
+
+
+# ---------------------------------------------------------------- scraped titles
+
+_TITLE_SPLIT = re.compile(r"(\s*(?:-{1,3}|—{2}|_{1,2}|\||｜)\s*)")
+# What a site appends to a page title: its columns, departments and its own name.
+_SITE_PART = re.compile(
+    r"(?:网|网站|官网|门户|首页|主页|频道|栏目|平台|系统|政务公开|信息公开|通知公告|新闻|动态|要闻|"
+    r"中学|小学|学校|大学|学院|幼儿园|教育局|教育厅|教育委员会|政府|办公室|党政办|校办|办)$"
+)
+_BREADCRUMB = re.compile(r"^(?:(?:当前位置|您的位置|您现在的位置)[:：]?\s*)?(?:[^>»]{1,20}\s*(?:>|»|->|＞)\s*)+")
+_DATE_WIDGET = re.compile(
+    r"\s*(?:今天是.*|(?:发布时间|发布日期|发表时间|时间|日期)[:：].*|\s\d{4}[-./]\d{1,2}[-./]\d{1,2}(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?)$"
+)
+
+
+def clean_title(title: str) -> str:
+    """A scraped title without breadcrumbs, the site's name and columns, or date widgets."""
+    title = _DATE_WIDGET.sub("", _BREADCRUMB.sub("", title.strip())).strip()
+    parts = _TITLE_SPLIT.split(title)
+    # parts alternate text, separator, text …: cut at the first separator after which only site parts follow.
+    for i in range(1, len(parts), 2):
+        head, tail = "".join(parts[:i]).strip(), parts[i + 1 :: 2]
+        if len(head) >= 6 and tail and all(_SITE_PART.search(t.strip()) for t in tail):
+            return head
+    return title
+
+
+def has_document_text(paragraphs: list[str]) -> bool:
+    """Sentences, table rows or long lines, not only titles, labels and links (a listing page, a page
+    whose body is missing)."""
+    return any(
+        len(p) >= MIN_LONG_LINE or (len(p) >= MIN_BODY_CHARS and (_BODY_SIGN.search(p) or SEPARATOR in p))
+        for p in paragraphs
+    )
+
+
+MIN_BODY_CHARS = 15
+# A law's adoption record (`1998年5月29日 重庆市第一届人民代表大会常务委员会第九次会议通过`) has no comma.
+MIN_LONG_LINE = 30
+_BODY_SIGN = re.compile(r"[。；;！!？?，,]")
+
+
+class NoDocumentTextError(EmptyDocumentError):
+    """The file is a page with no document on it: a title and metadata without a body, or a listing."""
+
+    REASON = (
+        "no document text: the page shows only a title, metadata, menus or a list of other documents' titles "
+        "(a listing page, or a page whose body is missing)"
+    )
+
+    def __init__(self, path: str) -> None:
+        IngestError.__init__(self, f"{path}: {self.REASON}")
+        self.path = path
+        self.reason = self.REASON

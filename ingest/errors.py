@@ -21,3 +21,13 @@ class EmptyDocumentError(IngestError):
         super().__init__(f"{path}: no readable text after removing boilerplate and garbage")
         self.path = path
         self.reason = "no readable text after removing boilerplate and garbage"
+
+
+class TooManyClausesError(IngestError):
+    """The file cuts into more clauses than any policy document has: a data dump, a table export, a one-line text."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        self.path = path
+        self.reason = (f"produced more than {limit:,} clauses; the largest laws and policy documents make a few "
+                       "hundred: split the file into its documents, or check that it is policy text")
+        super().__init__(f"{path}: {self.reason}")

@@ -10,28 +10,22 @@ from pathlib import Path
 
 from ingest.clauses import MAX_CLAUSE_CHARS, build_clauses
 from ingest.cleaning import clean_text
-from ingest.documents import DraftDocument, split_documents
-from ingest.errors import EmptyDocumentError, IngestError
-from ingest.metadata import extract_metadata
+from ingest.documents import DraftDocument, NoDocumentTextError, has_document_text, split_documents
+from ingest.errors import EmptyDocumentError, IngestError, TooManyClausesError
+from ingest.metadata import extract_metadata, is_metadata_line
 from ingest.normalize import compact
 from ingest.readers import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, read_text
 from ingest.schema import Clause, Document, ParsedFile, SkippedFile
 
-# Lines that carry metadata only: read for the header, never shown as a clause.
-_METADATA_LINE = re.compile(
-    r"^(?:(?:发布时间|发布日期|成文日期|来源|文章来源|信息来源|作者)[:：].{0,60}"
-    r"|[\u4e00-\u9fff]{1,10}[〔\[【(（]?\d{4}[〕\]】)）]\d{1,4}号)$"
-)
 _UNSAFE_ID_CHARS = re.compile(r"[^\w\-.\u4e00-\u9fff]+")
+# The most clauses one file may make: the largest real document (laws, seeds, messy pages) makes 527,
+# a 3 MB one-line text made 6,037 (issue #11) and took minutes to parse and embed.
+MAX_CLAUSES_PER_FILE = 5_000
 
 
 def make_doc_id(stem: str) -> str:
     """A readable, URL-safe id from a file name (`#` separates doc and clause in clause ids)."""
     return _UNSAFE_ID_CHARS.sub("_", stem).strip("_") or "document"
-
-
-def is_metadata_line(paragraph: str) -> bool:
-    return bool(_METADATA_LINE.match(paragraph))
 
 
 def _split_metadata_lines(draft: DraftDocument) -> tuple[list[str], str]:
@@ -48,17 +42,21 @@ def _strip_title_prefix(body: list[str], title: str) -> list[str]:
     return body
 
 
-def parse_text(text: str, source_path: str, doc_id: str, cap: int = MAX_CLAUSE_CHARS) -> ParsedFile:
+def parse_text(
+    text: str, source_path: str, doc_id: str, cap: int = MAX_CLAUSE_CHARS, max_clauses: int = MAX_CLAUSES_PER_FILE
+) -> ParsedFile:
     """Clean, split into documents, extract metadata and build clauses for one file's text."""
     drafts = split_documents(clean_text(text), fallback_title=Path(source_path).stem)
     documents: list[Document] = []
     clauses: list[Clause] = []
+    has_text = False
     for index, draft in enumerate(drafts):
         this_id = doc_id if index == 0 else f"{doc_id}-{index + 1}"
         body, header = _split_metadata_lines(draft)
         body = _strip_title_prefix(body, draft.title)
         if not body:
             continue
+        has_text = has_text or has_document_text(body)
         doc_text = "\n".join(body)
         meta = extract_metadata(draft.title, header, doc_text)
         documents.append(
@@ -70,14 +68,20 @@ def parse_text(text: str, source_path: str, doc_id: str, cap: int = MAX_CLAUSE_C
                 doc_number=meta.doc_number,
                 date=meta.date,
                 region=meta.region,
+                forwarded_by=meta.forwarded_by,
                 sha256=hashlib.sha256(compact(doc_text).encode()).hexdigest(),
                 chars=len(doc_text),
                 text=doc_text,
             )
         )
-        clauses.extend(build_clauses(this_id, draft.title, body, cap))
+        # One past the cap is enough to know the file is over it: stop building there.
+        clauses.extend(build_clauses(this_id, draft.title, body, cap, limit=max_clauses + 1 - len(clauses)))
+        if len(clauses) > max_clauses:
+            raise TooManyClausesError(source_path, max_clauses)
     if not clauses:
         raise EmptyDocumentError(source_path)
+    if not has_text:
+        raise NoDocumentTextError(source_path)
     return ParsedFile(source_path=source_path, documents=documents, clauses=clauses)
 
 

@@ -1,9 +1,10 @@
-"""Turn one input file (txt/md/html/docx/pdf) into its document text.
+"""Turn one input file (txt/md, HTML pages of any server suffix, docx, legacy doc, pdf) into its text.
 
 Readers only extract text: they never normalise script (traditional stays
 traditional) or width, and never drop or guess characters. Anything they cannot
 read faithfully becomes an UnreadableFileError, so a batch can report the file
-and move on instead of indexing mojibake.
+and move on instead of indexing mojibake. Markup is recognised by content: a page
+saved as `.jsp` or `.php`, or pasted into a `.txt`, is read as markup.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ import unicodedata
 from pathlib import Path
 
 from ingest.errors import UnreadableFileError
+from ingest.legacy_doc import OLE2_MAGIC, read_doc
+from ingest.markup import has_markup, looks_like_page, page_to_text, strip_server_code, text_file_to_text
+from ingest.tables import join_wrapped, render_grid
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".docx", ".pdf")
+# Pages saved from a web server keep the server's suffix.
+SERVER_SUFFIXES: tuple[str, ...] = (".jsp", ".php", ".asp", ".aspx")
+PAGE_SUFFIXES: tuple[str, ...] = (".html", ".htm", ".xhtml", ".shtml", *SERVER_SUFFIXES)
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", *PAGE_SUFFIXES, ".docx", ".doc", ".pdf")
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
@@ -44,7 +51,7 @@ def read_text(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
         raise UnreadableFileError(
             str(path),
             f"unsupported file type '{path.suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}"
-            " (convert .doc/.xls/.wps to .docx or .pdf first)",
+            " (convert .xls/.wps to .docx or .pdf first)",
         )
     try:
         size = path.stat().st_size
@@ -60,11 +67,13 @@ def read_text(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
 
     try:
         if suffix in (".txt", ".md"):
-            return decode_bytes(path.read_bytes())
-        if suffix in (".html", ".htm"):
-            return _read_html(path.read_bytes())
+            return text_file_to_text(decode_bytes(path.read_bytes()))
+        if suffix in PAGE_SUFFIXES:
+            return _read_page(path.read_bytes(), suffix)
         if suffix == ".docx":
             return _read_docx(path)
+        if suffix == ".doc":
+            return _read_doc(path)
         return _read_pdf(path)
     except UnreadableFileError as exc:
         # decode_bytes only knows "<bytes>"; re-raise naming the real file.
@@ -204,20 +213,6 @@ _CHARSET_ALIASES = {
     "ascii": "cp1252",
 }
 
-_DROP_TAGS = ["script", "style", "noscript", "head", "template", "iframe", "object", "svg"]
-
-_BLOCK_TAGS = frozenset(
-    "p div li h1 h2 h3 h4 h5 h6 tr section article table ul ol dl dt dd blockquote pre "
-    "header footer nav aside main form hr address figure figcaption center caption title".split()
-)
-_CELL_TAGS = frozenset(("td", "th"))
-_PRE_TAGS = frozenset(("pre", "textarea", "listing", "plaintext"))
-# Only ASCII whitespace is layout in HTML; NBSP and U+3000 (full-width space
-# used to indent Chinese paragraphs) are content and must survive.
-_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
-_BLANK_RUNS = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
-
-
 def _decode_html(data: bytes) -> str:
     if any(data.startswith(bom) for bom, _ in _BOMS):
         return decode_bytes(data)  # a BOM beats any declaration (HTML spec)
@@ -236,65 +231,14 @@ def _decode_html(data: bytes) -> str:
     return decode_bytes(data)
 
 
-def _read_html(data: bytes) -> str:
-    from selectolax.lexbor import LexborHTMLParser
-
-    tree = LexborHTMLParser(_decode_html(data))
-    tree.strip_tags(_DROP_TAGS, recursive=True)
-    root = tree.body or tree.root
-    if root is None:
-        return ""
-
-    parts: list[str] = []
-
-    def at_line_start() -> bool:
-        return not parts or parts[-1].endswith("\n")
-
-    def newline() -> None:
-        # Nested blocks (<div><p>) must not stack up blank lines.
-        if not at_line_start():
-            parts.append("\n")
-
-    # Iterative walk (deeply nested pages would overflow recursion); each
-    # element is visited on entry and again on exit.
-    stack: list[tuple[object, bool]] = [(root, False)]
-    pre_depth = 0
-    while stack:
-        node, leaving = stack.pop()
-        tag = node.tag  # type: ignore[attr-defined]
-        if leaving:
-            if tag in _PRE_TAGS:
-                pre_depth -= 1
-            if tag in _BLOCK_TAGS:
-                newline()
-            continue
-        if node.is_text_node:  # type: ignore[attr-defined]
-            text = node.text_content or ""  # type: ignore[attr-defined]
-            if not pre_depth:
-                text = _HTML_SPACE.sub(" ", text)
-                if at_line_start():
-                    text = text.lstrip(" ")
-            if text:
-                parts.append(text)
-            continue
-        if node.is_comment_node:  # type: ignore[attr-defined]
-            continue
-        if tag == "br":
-            parts.append("\n")  # an explicit break always counts, even repeated
-            continue
-        if tag in _BLOCK_TAGS:
-            newline()
-        elif tag in _CELL_TAGS and not at_line_start():
-            parts.append("\t")  # cells of a row stay on one line, like DOCX tables
-        if tag in _PRE_TAGS:
-            pre_depth += 1
-        stack.append((node, True))
-        children = list(node.iter(include_text=True))  # type: ignore[attr-defined]
-        stack.extend((child, False) for child in reversed(children))
-
-    lines = [line.rstrip(" \t") for line in "".join(parts).split("\n")]
-    text = "\n".join(lines).strip("\n")
-    return _BLANK_RUNS.sub("\n\n", text)
+def _read_page(data: bytes, suffix: str) -> str:
+    text = _decode_html(data)
+    # A .php/.jsp/.asp file may be a page or only server code: only a page is a document.
+    if suffix in SERVER_SUFFIXES and not (looks_like_page(text) or has_markup(strip_server_code(text))):
+        raise UnreadableFileError(
+            _BYTES_PATH, f"this {suffix} file holds server code but no HTML page; save the page from a browser instead"
+        )
+    return page_to_text(text)
 
 
 # ---------------------------------------------------------------- DOCX
@@ -324,19 +268,24 @@ def _read_docx(path: Path) -> str:
 
 
 def _docx_table_rows(table) -> list[str]:
-    rows: list[str] = []
+    rows = []
     for row in table.rows:
-        cells: list[str] = []
-        seen: set[int] = set()
-        for cell in row.cells:
-            # A horizontally merged cell is returned once per grid column; keep one copy.
-            if id(cell._tc) in seen:
-                continue
-            seen.add(id(cell._tc))
-            # One row per line: paragraphs inside a cell are joined with a space.
-            cells.append(" ".join(p.text for p in cell.paragraphs).strip())
-        rows.append("\t".join(cells))
-    return rows
+        # Merged cells come back once per grid column, as the same cell: its id marks the span.
+        rows.append([(join_wrapped([p.text for p in cell.paragraphs]), id(cell._tc)) for cell in row.cells])
+    return render_grid(rows)
+
+
+def _read_doc(path: Path) -> str:
+    head = path.read_bytes()[:4096]
+    if head.startswith(OLE2_MAGIC):
+        return read_doc(path)
+    # Web pages and RTF are often saved with a .doc name.
+    text = _decode_html(path.read_bytes())
+    if looks_like_page(text):
+        return page_to_text(text)
+    raise UnreadableFileError(
+        str(path), "not a Word 97-2003 .doc file (RTF or another format named .doc?); save it as .docx"
+    )
 
 
 # ---------------------------------------------------------------- PDF

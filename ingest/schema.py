@@ -20,6 +20,9 @@ class Document(BaseModel):
     doc_number: str | None = Field(default=None, description="文号, e.g. 鞍教发〔2017〕66号")
     date: str | None = Field(default=None, description="ISO date the document was issued or published")
     region: str | None = Field(default=None, description="province or city the document comes from")
+    forwarded_by: str | None = Field(
+        default=None, description="the body that forwards (转发) another body's document, when the page names one"
+    )
     sha256: str = Field(description="hash of the normalised text; equal hashes are duplicate documents")
     chars: int = 0
     text: str = Field(default="", description="the cleaned document text that clause offsets point into")

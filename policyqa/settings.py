@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.encoder import EncoderVariant
 from ingest.readers import DEFAULT_MAX_BYTES
@@ -21,20 +23,32 @@ class Settings(BaseSettings):
     # onnx-int8 encodes 3.15x faster than torch (bench/encoder_speed.py) at hybrid Recall@5 0.810 vs 0.816 and
     # MRR@10 0.731 vs 0.721 on eval/sets/policy.jsonl (2026-11-29): within a point, so it is the default.
     encoder: EncoderVariant = "onnx-int8"
+    # ONNX intra-op threads (0: onnxruntime's default, one per core) and how long the query batcher waits for
+    # more queries to encode together (below 0: no batcher). TEMPORARY knobs for bench/load.py, decided below.
+    encoder_threads: int = 0
+    query_batch_window_ms: float = -1
     # Embed title + heading path with the clause: hybrid Recall@5 0.982 vs 0.964 without
     # (MRR@10 0.940 vs 0.946) on eval/sets/demo.jsonl, bench/retrieval_decisions.py.
     embedding_context: bool = True
     demo_corpus: Path = Path("data/demo")
+    # The largest file `policyqa ingest` reads (uploads have their own limits below).
     max_file_bytes: int = DEFAULT_MAX_BYTES
 
     # HTTP server. Localhost by default: uploads and deletes change the index.
     host: str = "127.0.0.1"
     port: int = 8000
+    # Host names (any port) the server answers to besides localhost, 127.0.0.1, [::1] and `host`: a page on
+    # another name that resolves here (DNS rebinding) is refused. Comma-separated in the env; "*" allows any.
+    allowed_hosts: Annotated[list[str], NoDecode] = []
     # When set, POST/DELETE /api/documents need `X-API-Key: <key>` (or `Authorization: Bearer <key>`).
     api_key: str | None = None
     # Uploaded files are kept here, so a re-upload of the same name replaces that document.
     upload_dir: Path = Path("data/uploads")
+    # Request sizes (413): each uploaded file; a whole upload request (up to 50 files); any other body (chat).
+    # The last two are counted while the body is read (api/limits.py): nothing larger reaches memory or disk.
     max_upload_bytes: int = 10 * 1024 * 1024
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_json_bytes: int = 1024 * 1024
     # Writes run one at a time; this many more may wait, one more is answered 429 at once.
     max_queued_writes: int = 16
     # A write request waits this long for its job, then gets 202 with the job to follow.
@@ -47,6 +61,11 @@ class Settings(BaseSettings):
     llm_api_key: str = "none"
     llm_timeout_s: float = 60.0
 
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        return [h.strip() for h in value.split(",") if h.strip()] if isinstance(value, str) else value
+
 
 def get_settings() -> Settings:
     return Settings()
@@ -57,4 +76,6 @@ def load_encoder(settings: Settings):
     from index.encoder import SentenceTransformerEncoder, resolve_model
 
     model, model_id = resolve_model(settings.model, settings.models_dir)
-    return SentenceTransformerEncoder(model, model_id, variant=settings.encoder)
+    window = settings.query_batch_window_ms / 1000 if settings.query_batch_window_ms >= 0 else None
+    return SentenceTransformerEncoder(model, model_id, variant=settings.encoder, threads=settings.encoder_threads or None,
+                                      query_batch_window=window)

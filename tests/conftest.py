@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "data" / "demo"
 SHARED_CORPUS = REPO.parent / "shared" / "corpus"
 LAWS = SHARED_CORPUS / "laws"
+
+# TestClient sends `Host: testserver`: every app the tests build answers to it (api/security.py allow-list).
+os.environ["POLICYQA_ALLOWED_HOSTS"] = "testserver"
 
 SEEDS = {
     "000": DEMO / "000_9ad08608ccc3cd51.txt",

@@ -147,18 +147,19 @@ def test_models_lists_the_one_model(api_client):
         ({"model": "policyqa"}, "invalid_request", "messages: Field required"),
     ],
 )
-def test_bad_requests_get_422_json_errors(api_client, body, code, fragment):
+def test_bad_requests_get_400s_in_openai_shape(api_client, body, code, fragment):
     response = api_client.post("/v1/chat/completions", json=body)
-    assert response.status_code == 422
-    error = response.json()
-    assert error["error"] == code and fragment in error["message"]
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == code and fragment in error["message"] and error["type"] == "invalid_request_error"
 
 
-def test_a_body_that_is_not_json_is_a_422(api_client):
+def test_a_body_that_is_not_json_is_a_400(api_client):
     response = api_client.post(
         "/v1/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"}
     )
-    assert response.status_code == 422 and response.json()["error"] == "invalid_request"
+    error = response.json()["error"]
+    assert response.status_code == 400 and error["code"] == "invalid_request" and error["param"] is None
 
 
 def test_streamed_events_follow_the_openai_chunk_format(api_client):
@@ -296,3 +297,56 @@ def test_llm_is_not_asked_when_nothing_relevant_is_found(llm_settings, stub_llm,
 
 def test_citations_of_clauses_not_sent_are_removed():
     assert keep_valid_citations("甲[2]乙[0]丙[6]丁[1][2]", 5) == ("甲[2]乙丙丁[1][2]", [1, 2])
+
+
+# --- checked like OpenAI (issue #11 part 5) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_tokens", -1), ("max_tokens", 0), ("max_completion_tokens", 0), ("temperature", 99),
+     ("temperature", -0.5), ("top_p", 1.5), ("n", 2)],
+)
+def test_sampling_parameters_out_of_openais_range_are_400s_naming_the_parameter(api_client, field, value):
+    body = {"model": "policyqa", "messages": [{"role": "user", "content": "班额标准"}], field: value}
+    response = api_client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error == {"message": error["message"], "type": "invalid_request_error", "param": field,
+                     "code": "invalid_request"}
+    assert error["message"].startswith(f"{field}: Input should be")
+
+
+def test_parameters_within_openais_range_are_accepted(api_client):
+    body = {"model": "policyqa", "messages": [{"role": "user", "content": "班额标准"}], "max_tokens": 1,
+            "max_completion_tokens": 4096, "temperature": 2, "top_p": 0, "n": 1}
+    assert api_client.post("/v1/chat/completions", json=body).status_code == 200
+
+
+def test_an_unknown_model_is_a_404_model_not_found(api_client):
+    response = api_client.post("/v1/chat/completions",
+                               json={"model": "gpt-4o", "messages": [{"role": "user", "content": "班额标准"}]})
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "model_not_found" and "'gpt-4o'" in error["message"] and "policyqa" in error["message"]
+    assert api_client.get("/v1/models/policyqa").json() == {"id": "policyqa", "object": "model", "created": 0,
+                                                            "owned_by": "policyqa"}
+    assert api_client.get("/v1/models/gpt-4o").json()["error"]["code"] == "model_not_found"
+
+
+def test_the_openai_client_raises_the_exception_openai_would_cause(openai_client):
+    import openai
+
+    messages = [{"role": "user", "content": "班额标准"}]
+    with pytest.raises(openai.BadRequestError) as bad:
+        openai_client.chat.completions.create(model="policyqa", messages=messages, max_tokens=-1)
+    assert bad.value.param == "max_tokens" and bad.value.code == "invalid_request"
+    with pytest.raises(openai.BadRequestError) as hot:
+        openai_client.chat.completions.create(model="policyqa", messages=messages, temperature=99)
+    assert hot.value.param == "temperature" and "less than or equal to 2" in hot.value.message
+    with pytest.raises(openai.NotFoundError) as missing:
+        openai_client.chat.completions.create(model="gpt-4o", messages=messages)
+    assert missing.value.code == "model_not_found" and "'gpt-4o' does not exist" in missing.value.message
+    assert openai_client.models.retrieve("policyqa").id == "policyqa"
+    with pytest.raises(openai.NotFoundError):
+        openai_client.models.retrieve("gpt-4o")

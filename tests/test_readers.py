@@ -136,10 +136,10 @@ def test_gbk_html_paragraphs_on_own_lines(meta, tmp_path):
     path = tmp_path / "notice.HTM"  # suffix match is case-insensitive
     path.write_bytes(build_gbk_page(paras, meta))
     result = read_text(path)
-    lines = result.split("\n")
+    # Each paragraph is a block of its own (a blank line apart, so cleaning never rejoins two);
     # HTML collapses runs of ASCII spaces inside a paragraph, as a browser does.
     expected = [re.sub(r" +", " ", p) for p in paras]
-    assert lines == expected
+    assert result.split("\n\n") == expected
     assert PHRASE in result
     for junk in ("tracker", "document.write", "font-size", "请启用JavaScript", "鞍山教育网</title>"):
         assert junk not in result
@@ -166,7 +166,9 @@ def test_docx_paragraphs_and_table_in_body_order(tmp_path):
     document.save(str(path))
 
     lines = read_text(path).split("\n")
-    assert lines == paras[:5] + ["\t".join(row) for row in rows] + paras[5:]
+    # Each row is one line that names its cells by their column headers.
+    table = ["学段 · 班额上限", "小学 · 班额上限 45人", "初中 · 班额上限 50人"]
+    assert lines == paras[:5] + table + paras[5:]
 
 
 # ---------------------------------------------------------------- PDF
@@ -265,3 +267,122 @@ def test_file_over_size_limit(tmp_path):
     assert_names_file(info.value, path, "too large", "limit", "1000 bytes", f"{size / 1024:.1f} KB")
     # Under the limit the same file reads normally.
     assert PHRASE in read_text(path, max_bytes=size)
+
+
+# ---------------------------------------------------------------- pages under any name, markup in text files
+
+MESSY = Path(__file__).parent.parent.parent / "shared" / "corpus" / "messy"
+needs_messy = pytest.mark.skipif(not MESSY.is_dir(), reason=f"messy corpus not found at {MESSY}")
+
+
+def messy(number: str) -> Path:
+    return next(MESSY.glob(f"{number}_*"))
+
+
+@needs_messy
+def test_server_side_page_is_read_as_html_without_its_code():
+    text = read_text(messy("09"))  # a .php view: the notice between PHP blocks
+    assert "2014年9月1日—2015年8月31日 小班幼儿：100名" in text
+    for code in ("<?php", "Admission_Setup", "PushWhere", "strtotime", "getId"):
+        assert code not in text
+
+
+@needs_messy
+def test_server_code_without_a_page_is_refused(tmp_path):
+    blocks = re.findall(r"<\?php.*?\?>", messy("09").read_text(encoding="utf-8"), flags=re.DOTALL)
+    path = tmp_path / "signup.php"
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    with pytest.raises(UnreadableFileError) as info:
+        read_text(path)
+    assert_names_file(info.value, path, "server code", "no HTML page")
+
+
+@needs_messy
+def test_declared_charset_is_honoured_only_when_the_bytes_agree(tmp_path):
+    # Page 12 declares gb2312 but its bytes are UTF-8.
+    assert b"charset=gb2312" in messy("12").read_bytes()
+    assert "“国培计划”——示范性项目培训经费预算表" in read_text(messy("12"))
+    # And the other way round: GBK bytes under a stale utf-8 declaration, saved as .jsp.
+    path = tmp_path / "notice.jsp"
+    path.write_bytes(build_gbk_page(paragraphs(ANSHAN), '<meta charset="utf-8">'))
+    assert PHRASE in read_text(path)
+
+
+# What issue #12 found in a scraped text: Flash text-field markup around every paragraph.
+FLASH_PARAGRAPH = (
+    '<TEXTFORMAT LEADING="2"><P ALIGN="LEFT"><FONT FACE="宋体" SIZE="12" COLOR="#000000" LETTERSPACING="0" '
+    'KERNING="0">{}</FONT></P></TEXTFORMAT>'
+)
+
+
+def test_flash_markup_in_a_text_file_is_read_as_markup(tmp_path):
+    from ingest.pipeline import parse_file
+
+    paras = paragraphs(ANSHAN)
+    path = tmp_path / "scraped.txt"
+    path.write_text("".join(FLASH_PARAGRAPH.format(html.escape(p)) for p in paras), encoding="utf-8")
+    assert read_text(path).split("\n\n") == [re.sub(r" +", " ", p) for p in paras]
+    parsed = parse_file(path)
+    for clause in parsed.clauses:
+        assert not re.search(r"<|FONT|TEXTFORMAT|&[a-z]+;", clause.text), clause.text[:80]
+    plain = parse_file(ANSHAN)
+    expected = next(c for c in plain.clauses if PHRASE in c.text)
+    found = next(c for c in parsed.clauses if PHRASE in c.text)
+    assert (found.text, found.heading_path) == (expected.text, expected.heading_path)
+
+
+def test_json_escaped_breaks_in_scraped_markup_are_line_breaks(tmp_path):
+    from ingest.pipeline import parse_file
+
+    # The whole notice in one <P>, its lines joined by a literal `\r\n` (`\r2.` in the issue's breadcrumb).
+    path = tmp_path / "scraped.txt"
+    path.write_text(FLASH_PARAGRAPH.format("\\r\\n".join(html.escape(p) for p in paragraphs(ANSHAN))), encoding="utf-8")
+    parsed = parse_file(path)
+    clause = next(c for c in parsed.clauses if PHRASE in c.text)
+    assert clause.heading_path[-1] == "2.深入推进城乡一体化改革发展"
+    assert not any("\\r" in c.text or "\\n" in c.text or any("\\r" in h for h in c.heading_path) for c in parsed.clauses)
+
+
+@needs_messy
+def test_word_export_pasted_into_a_text_file_reads_like_the_page(tmp_path):
+    path = tmp_path / "budget.txt"
+    path.write_bytes(messy("12").read_bytes())
+    assert read_text(path) == read_text(messy("12"))
+
+
+# ---------------------------------------------------------------- tables and legacy Word
+
+
+@needs_messy
+def test_html_table_rows_carry_their_headers():
+    lines = read_text(messy("12")).split("\n")
+    assert "预算科目 · 经费（元） · 计算说明" in lines
+    # 住宿费 spans two rows and 预算科目 two columns: both rows name it.
+    assert "住宿费 · 学员住宿费 · 计算说明 元/人/天×人×天" in lines
+    assert "住宿费 · 专家住宿费 · 计算说明 元/人/天×人×天" in lines
+
+
+@needs_messy
+def test_legacy_word_doc_is_read_with_its_table():
+    lines = read_text(messy("13")).split("\n")
+    assert lines[0] == "“国培计划”中小学教师培训经费预算表"
+    assert "预算科目 · 经费（元） · 计算说明" in lines
+    # A label merged down three rows names each of them.
+    assert ["调研与方案研制 · 前期调研费", "调研与方案研制 · 方案研制费", "调研与方案研制 · 项目论证费"] == [
+        line for line in lines if line.startswith("调研与方案研制")
+    ]
+
+
+@needs_messy
+def test_legacy_doc_without_its_reader_names_what_is_missing(monkeypatch):
+    monkeypatch.setattr("ingest.legacy_doc.shutil.which", lambda name: None)
+    with pytest.raises(UnreadableFileError) as info:
+        read_text(messy("13"))
+    assert_names_file(info.value, messy("13"), "antiword", "apt-get install antiword", ".docx")
+
+
+@needs_messy
+def test_page_saved_under_a_doc_name_is_read_as_a_page(tmp_path):
+    path = tmp_path / "notice.doc"
+    path.write_bytes(messy("10").read_bytes())
+    assert "根据网络信息安全相关要求，7月1日起，平台关闭" in read_text(path)

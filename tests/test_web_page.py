@@ -1,6 +1,8 @@
 """The staff page in a real headless browser: Debian's chromium driven by Playwright, against a real server.
 
 Screenshots go to test-output/ (gitignored) so that a failed run can be looked at.
+wait_for_function predicates are arrow functions: Playwright evals an expression string on every poll,
+which the page's Content-Security-Policy (no 'unsafe-eval') refuses.
 """
 
 from __future__ import annotations
@@ -54,11 +56,11 @@ def _submit_and_wait(page) -> None:
     """Submit and wait for this search's answer (the results of the previous one are still on the page)."""
     page.evaluate("document.querySelector('#search-status').textContent = ''")
     page.click("#search-form button[type=submit]")
-    page.wait_for_function("!['', '检索中…'].includes(document.querySelector('#search-status').textContent)")
+    page.wait_for_function("() => !['', '检索中…'].includes(document.querySelector('#search-status').textContent)")
 
 
 def test_search_shows_the_class_size_clause_first_with_the_term_highlighted(page):
-    page.wait_for_function("document.querySelector('#stats').textContent.includes('份文件')")
+    page.wait_for_function("() => document.querySelector('#stats').textContent.includes('份文件')")
     _search(page, "班额标准")
     first = page.locator("#results .result").first
     assert "小学班额不超过45人" in first.locator(".clause-text").inner_text()
@@ -97,10 +99,10 @@ def test_the_document_view_marks_the_clause(page):
 def test_the_mode_switch_and_filters_change_the_search(page):
     _search(page, "班额标准")
     page.check("input[name=mode][value=lexical]")
-    page.wait_for_function("document.querySelector('#search-status').textContent.startsWith('关键词检索')")
+    page.wait_for_function("() => document.querySelector('#search-status').textContent.startsWith('关键词检索')")
     assert "mode=lexical" in page.url
     page.select_option("#filter-doc", "001_44f39c8b7c3ae9c1")
-    page.wait_for_function("location.search.includes('doc=001_44f39c8b7c3ae9c1')")
+    page.wait_for_function("() => location.search.includes('doc=001_44f39c8b7c3ae9c1')")
     chosen = page.locator("#filter-doc option:checked").inner_text()
     assert set(page.locator("#results .doc-title").all_inner_texts()) == {chosen}
     page.select_option("#filter-doc", "")
@@ -151,7 +153,7 @@ def test_the_chat_tab_answers_with_clickable_citations(page):
     # A follow-up reads the conversation.
     page.fill("#chat-input", "那初中呢?")
     page.click("#chat-form button[type=submit]")
-    page.wait_for_function("document.querySelectorAll('#conversation .message.assistant:not(.pending)').length >= 2")
+    page.wait_for_function("() => document.querySelectorAll('#conversation .message.assistant:not(.pending)').length >= 2")
     follow_up = page.locator("#conversation .message.assistant").last
     assert "50" in follow_up.locator(".answer-text").inner_text()
     page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
