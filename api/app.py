@@ -16,6 +16,7 @@ from api import chat, documents, search
 from api.errors import RejectInvalidUtf8, install_error_handlers
 from api.limits import RequestLimits
 from api.methods import AllowedMethods
+from api.openai_errors import OpenAIErrorBody
 from api.schemas import ErrorBody
 from api.security import install_security
 from index.encoder import Encoder
@@ -23,6 +24,12 @@ from index.live import LiveIndex
 from policyqa.settings import Settings, load_encoder
 
 STATIC = resources.files("api") / "static"
+BAD_REQUEST = ("malformed request: a Host header this server does not answer to (`bad_host`, see "
+               "POLICYQA_ALLOWED_HOSTS), a URL that is not UTF-8, a malformed body")
+API_ERRORS = {422: {"model": ErrorBody, "description": "invalid parameters"}}
+# "4XX" also keeps FastAPI from listing its own 422, which /v1 never answers (invalid requests are 400 there).
+V1_ERRORS = {400: {"model": OpenAIErrorBody, "description": BAD_REQUEST},
+             "4XX": {"model": OpenAIErrorBody, "description": "any other refusal, in OpenAI's shape"}}
 
 
 def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
@@ -33,9 +40,9 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         title="policyqa",
         description="Clause-level search and cited answers over Chinese education-policy documents.",
         version="0.1.0",
-        # Any route can meet a URL that is not UTF-8 or a malformed body (400) and bad parameters (422).
-        responses={400: {"model": ErrorBody, "description": "malformed request"},
-                   422: {"model": ErrorBody, "description": "invalid parameters"}},
+        # Any route can meet a Host it does not answer to, a URL that is not UTF-8 or a malformed body (400);
+        # the /api routes answer bad parameters with 422, /v1 with OpenAI's 400 (the include_router calls below).
+        responses={400: {"model": ErrorBody, "description": BAD_REQUEST}},
         # `DELETE /api/documents/` was redirected to the list; api/methods.py answers such paths instead.
         redirect_slashes=False,
         # Swagger UI's validator badge would fetch an image from swagger.io.
@@ -56,9 +63,9 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.add_middleware(AllowedMethods)
     app.add_middleware(RequestLimits, settings=settings)
     install_security(app, settings)
-    app.include_router(search.router)
-    app.include_router(documents.router)
-    app.include_router(chat.router)
+    app.include_router(search.router, responses=API_ERRORS)
+    app.include_router(documents.router, responses=API_ERRORS)
+    app.include_router(chat.router, responses=V1_ERRORS)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -154,7 +154,9 @@ def _events(request: ChatRequest, answer: Answer, completion_id: str, created: i
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "a chat.completion, or with `stream` its chunks"},
         400: {"model": OpenAIErrorBody, "description": "an invalid request: a parameter out of range, no user "
-              "message, an empty one, or one over 1000 characters"},
+              "message, an empty one, or one over 1000 characters; a malformed body; a Host header this server "
+              "does not answer to (`bad_host`)"},
+        403: {"model": OpenAIErrorBody, "description": "sent by a page on another site (`cross_site`)"},
         404: {"model": OpenAIErrorBody, "description": "an unknown model (`model_not_found`)"},
         413: {"model": OpenAIErrorBody, "description": "a body over POLICYQA_MAX_JSON_BYTES"},
         503: {"model": OpenAIErrorBody, "description": "no index yet"},

@@ -38,7 +38,8 @@ router = APIRouter(tags=["documents"])
 MAX_FILES_PER_UPLOAD = 50
 WaitParam = Annotated[bool, Query(description="wait for the write to finish (false: answer 202 with the job at once)")]
 WRITE_ERRORS = {202: {"model": JobView, "description": "the write is queued or still running: follow `status_url`"},
-                401: {"model": ErrorBody}, 429: {"model": ErrorBody, "description": "too many writes waiting"}}
+                401: {"model": ErrorBody}, 429: {"model": ErrorBody, "description": "too many writes waiting"},
+                403: {"model": ErrorBody, "description": "sent by a page on another site (`cross_site`)"}}
 
 
 def job_view(job: Job) -> JobView:

@@ -2,9 +2,9 @@
 
 A clause is the text under one heading (up to the next heading), with the path of
 headings above it. Headings nest by family rank (see `ingest.headings`); list items
-inside a law article stay in the article. Clauses longer than the cap split at
-sentence boundaries and keep their heading path; fragments too short to stand
-alone join a neighbour.
+inside a law article stay in the article, and list items with no body are text too.
+Clauses longer than the cap split at sentence boundaries and keep their heading path;
+fragments too short to stand alone join a neighbour.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _PHRASE_END = re.compile(r"(?<=[，,、：:])")
 class _Section:
     path: tuple[Heading, ...]
     paragraphs: list[tuple[int, str]] = field(default_factory=list)  # (offset in document text, text)
+    line: tuple[int, str] | None = None  # a heading line that is not body text (`1. 双语学科科学命题研究`)
 
 
 def _is_list_item_in_article(heading: Heading, stack: list[Heading]) -> bool:
@@ -54,13 +55,38 @@ def group_sections(paragraphs: list[str]) -> list[_Section]:
             sections.append(current)
             if heading.run_in:
                 current.paragraphs.append((offset, text))
+            else:
+                current.line = (offset, text)
         else:
             if current is None:
                 current = _Section(())
                 sections.append(current)
             current.paragraphs.append((offset, text))
         offset += len(text) + 1
-    return [s for s in sections if s.paragraphs]
+    return [s for s in _keep_bodiless_items(sections) if s.paragraphs]
+
+
+def _keep_bodiless_items(sections: list[_Section]) -> list[_Section]:
+    """A list item with no body and no items under it (`1. 双语学科科学命题研究` followed by `2. …`) is
+    text, not only a heading: a run of them right under their parent becomes the parent's text; one
+    after a sibling with a body is a clause of its own. A bare marker (`2.`) and a heading that items
+    follow stay headings only."""
+    out: list[_Section] = []
+    for i, section in enumerate(sections):
+        following = sections[i + 1].path if i + 1 < len(sections) else ()
+        if (
+            section.line
+            and not section.paragraphs
+            and section.path[-1].rank > FAMILY_RANK["article"]
+            and section.path[-1].title != section.path[-1].label
+            and following[: len(section.path)] != section.path
+        ):
+            section.paragraphs.append(section.line)
+            if out and out[-1].path == section.path[:-1]:
+                out[-1].paragraphs.extend(section.paragraphs)
+                continue
+        out.append(section)
+    return out
 
 
 def split_to_cap(text: str, cap: int = MAX_CLAUSE_CHARS) -> list[str]:

@@ -89,13 +89,23 @@ def _strip_number_prefix(title: str) -> str:
     return re.sub(r"^【[^】]{2,30}】", "", title).strip()
 
 
+# A fallback title is looked for this far into a document: a multi-megabyte one-line upload is one
+# "sentence", and scoring all of it to show 30 characters cost a minute.
+TITLE_SCAN_CHARS = 2000
+FALLBACK_TITLE_CHARS = 30
+
+
 def _fallback_title(paragraphs: list[str]) -> str:
     """A document with no title line: its first clean, substantial sentence stands in for one."""
-    sentences = (s for text in paragraphs for s in re.split(r"[。；;！？!?]", text))
-    for sentence in sentences:
-        if len(sentence) >= 10 and garbage_score(sentence) == 0:
-            return sentence[:30] + ("…" if len(sentence) > 30 else "")
-    return paragraphs[0][:30] if paragraphs else ""
+    budget = TITLE_SCAN_CHARS
+    for text in paragraphs:
+        for sentence in re.split(r"[。；;！？!?]", text[:budget]):
+            if len(sentence) >= 10 and garbage_score(sentence) == 0:
+                return sentence[:FALLBACK_TITLE_CHARS] + ("…" if len(sentence) > FALLBACK_TITLE_CHARS else "")
+        budget -= len(text)
+        if budget <= 0:
+            break
+    return paragraphs[0][:FALLBACK_TITLE_CHARS] if paragraphs else ""
 
 
 def _cites(doc: DraftDocument, title: str) -> bool:

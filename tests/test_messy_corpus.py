@@ -12,7 +12,7 @@ import pytest
 from ingest.errors import EmptyDocumentError, IngestError
 from ingest.metadata import extract_metadata, find_doc_number, find_region
 from ingest.normalize import compact
-from ingest.pipeline import parse_file
+from ingest.pipeline import parse_file, parse_text
 from tests.conftest import LAWS, SEEDS, SHARED_CORPUS
 
 MESSY = SHARED_CORPUS / "messy"
@@ -89,8 +89,13 @@ def test_no_clause_is_mostly_markup_or_numbers(parsed):
         assert sum(map(_bare_line, lines)) * 2 < len(lines), f"{clause.id} is mostly numbers: {clause.text[:80]}"
 
 
+# A list item, which may have no sentence end (07's research topics: `4. 人脸识别考勤系统研究`).
+_LIST_ITEM = re.compile(r"^(?:\d{1,2}[.、．]|[（(][一二三四五六七八九十\d]{1,3}[）)]|[一二三四五六七八九十]{1,3}、)\s*\S")
+
+
 def _visible_sentences(path: Path) -> list[str]:
-    """The sentences a reader of the page sees: body text outside scripts, styles and navigation links."""
+    """The sentences and list items a reader of the page sees: body text outside scripts, styles and
+    navigation links."""
     from selectolax.lexbor import LexborHTMLParser
 
     html = re.sub(r"<%.*?%>|<\?php.*?(?:\?>|\Z)", "", path.read_text(encoding="utf-8"), flags=re.DOTALL)
@@ -102,7 +107,10 @@ def _visible_sentences(path: Path) -> list[str]:
     text = tree.body.text(separator="\n") if tree.body else ""
     sentences = []
     for line in text.split("\n"):
-        for sentence in re.findall(r"[^。！？；]+[。！？；]", line.strip()):
+        line = line.strip()
+        if _LIST_ITEM.match(line) and len(_CJK.findall(line)) >= 4:
+            sentences.append(line)
+        for sentence in re.findall(r"[^。！？；]+[。！？；]", line):
             if len(sentence) >= 8 and len(_CJK.findall(sentence)) >= 0.6 * len(sentence):
                 sentences.append(sentence)
     return sentences
@@ -112,7 +120,7 @@ def _visible_sentences(path: Path) -> list[str]:
     "name", sorted(n for n in EXPECTED if "refused" not in EXPECTED[n] and not n.endswith(".doc")), ids=lambda n: n[:2]
 )
 def test_every_visible_sentence_survives(parsed, name):
-    """Nothing real is dropped: each sentence the page shows is in a title, heading or clause."""
+    """Nothing real is dropped: each sentence and list item the page shows is in a title, heading or clause."""
     result = documents_of(parsed, name)
     pieces = [d.title for d in result.documents]
     for clause in result.clauses:
@@ -177,3 +185,12 @@ def test_flattened_quota_table_becomes_rows_with_headers():
     assert "序号 5 · 县区名称 巢湖 · 名额数 25 · 备注 全国中小学生艺术素质测评实验区" in lines
     assert "序号 1 · 县区名称 肥东 · 名额数 15" in lines
     assert not [line for line in lines if re.fullmatch(r"\d+", line)]
+
+
+def test_a_one_line_dump_is_titled_by_its_opening_words():
+    # A law pasted as one 1 MB line with no title line (issue #11's upload shape): the title is its
+    # opening words, cut short, looked for at the start only.
+    law = sorted((LAWS / "education").glob("*.txt"))[3].read_text(encoding="utf-8")
+    body = "".join(law.split("\n")[1:])
+    (doc,) = parse_text(body * (1_000_000 // len(body.encode()) + 1), "dump.txt", "dump").documents
+    assert doc.title == "1993年2月6日 上海市第九届人民代表大会常务委员会第四十…"

@@ -44,3 +44,18 @@ def test_no_input_causes_a_server_error(tmp_path, demo_index_dir, encoder):
                 assert mode is GenerationMode.NEGATIVE, operation.label  # no parameters: no invalid input exists
         tested.append(operation.label)
     assert {"GET /api/search", "POST /api/documents", "POST /v1/chat/completions"} <= set(tested)
+
+
+def test_the_schema_shows_the_refusals_each_route_gives(live_server):
+    """What /docs and /redoc show: the security refusals, and /v1's OpenAI-shaped 400s instead of 422s."""
+    import httpx
+
+    paths = httpx.get(live_server + "/openapi.json").json()["paths"]
+    writes = [paths["/api/documents"]["post"], paths["/api/documents/{doc_id}"]["delete"],
+              paths["/v1/chat/completions"]["post"]]
+    assert all("cross_site" in w["responses"]["403"]["description"] for w in writes)
+    operations = [op for path in paths.values() for op in path.values()]
+    assert all("bad_host" in op["responses"]["400"]["description"] for op in operations)
+    chat = paths["/v1/chat/completions"]["post"]["responses"]
+    assert "422" not in chat and chat["400"]["content"]["application/json"]["schema"]["$ref"].endswith("OpenAIErrorBody")
+    assert "422" in paths["/api/search"]["get"]["responses"]

@@ -124,19 +124,39 @@ def test_a_bad_query_shows_the_servers_message(page):
     page.evaluate("document.querySelector('#q').setAttribute('maxlength', '1000')")
 
 
+# A real short notice that quotes an attack string (one tag: a file with three or more is read as markup
+# and its tags dropped at ingest, see docs/clauses.md).
+INJECTING_NOTICE = """关于开展中小学校网站安全自查的通知
+
+各区县教育局，各直属学校：
+近期检查发现，部分学校网站的留言板和收费公示栏目未对来访者提交的内容进行过滤，存在被植入恶意脚本的风险。为保障师生和家长的信息安全，现就开展学校网站安全自查有关事项通知如下。
+
+一、自查内容
+各校应当逐一检查公示收费项目的栏目和留言板：在留言板中提交<img src=x onerror="window.injected=1">这样的测试内容后，页面应当原样显示这段文字，不得执行其中的脚本，也不得把它当作图片显示。发现问题的，应当立即关闭相关栏目，并联系网站建设单位在一周内完成整改。
+
+二、工作要求
+请于12月31日前完成自查，并将整改情况报送市教育局。
+"""
+
+
 def test_document_text_cannot_inject_html(page, live_server):
     import httpx
 
-    upload = "关于测试页面转义的通知\n\n一、总体要求\n学校应当公示<img src=x onerror=\"window.injected=1\">收费项目和<b>标准</b>。\n"
-    response = httpx.post(live_server + "/api/documents", files={"files": ("inject.txt", upload.encode())}, timeout=120)
+    files = {"files": ("网站安全自查通知.txt", INJECTING_NOTICE.encode())}
+    response = httpx.post(live_server + "/api/documents", files=files, timeout=120)
     assert response.status_code == 200, response.text
     doc_id = response.json()["documents"][0]["doc_id"]
     try:
-        _search(page, "公示收费项目")
-        texts = page.locator("#results .clause-text").all_inner_texts()
-        assert any("<img src=x" in t for t in texts), texts
-        assert page.locator("#results img, #results b").count() == 0
+        _search(page, "公示收费项目的栏目和留言板")
+        hit = page.locator("#results .result", has_text="网站安全自查").first
+        assert '<img src=x onerror="window.injected=1">' in hit.locator(".clause-text").inner_text()
+        # The whole document in the viewer is text too.
+        hit.locator(".open-document").click()
+        page.locator("#viewer-body .doc-clause.current").wait_for()
+        assert "<img src=x" in page.locator("#viewer-body").inner_text()
+        assert page.locator("#results img, #viewer img").count() == 0
         assert page.evaluate("window.injected") is None
+        page.click("#viewer-close")
     finally:
         httpx.delete(f"{live_server}/api/documents/{doc_id}", timeout=60)
 
@@ -160,4 +180,17 @@ def test_the_chat_tab_answers_with_clickable_citations(page):
     follow_up.locator(".citation").first.click()
     page.locator("#viewer-body .doc-clause.current").wait_for()
     page.click("#viewer-close")
+    page.click("#tab-search")
+
+
+def test_a_bad_chat_question_shows_the_servers_message(page):
+    # /v1 errors come in OpenAI's shape ({"error": {"message": ...}}), not the search API's.
+    page.click("#tab-chat")
+    page.evaluate("document.querySelector('#chat-input').removeAttribute('maxlength')")
+    page.fill("#chat-input", "班额" * 600)
+    page.click("#chat-form button[type=submit]")
+    failed = page.locator("#conversation .message.assistant.error").last
+    failed.wait_for()
+    assert "问答失败" in failed.inner_text() and "1000" in failed.inner_text().replace(",", "")
+    page.evaluate("document.querySelector('#chat-input').setAttribute('maxlength', '1000')")
     page.click("#tab-search")

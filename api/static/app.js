@@ -12,13 +12,17 @@ function el(tag, className, text) {
   return node;
 }
 
+// The server's own words for an error: `{"error": code, "message": …}` under /api,
+// OpenAI's `{"error": {"message": …}}` under /v1.
+function errorMessage(body, status) {
+  const message = body && (body.message || (body.error && body.error.message));
+  return message || `服务器返回 ${status}`;
+}
+
 async function getJSON(url, options) {
   const response = await fetch(url, options);
   const body = await response.json().catch(() => null);
-  if (!response.ok) {
-    const message = body && body.message ? body.message : `服务器返回 ${response.status}`;
-    throw new Error(message);
-  }
+  if (!response.ok) throw new Error(errorMessage(body, response.status));
   return body;
 }
 
