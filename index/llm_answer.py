@@ -81,7 +81,7 @@ def ask_llm(settings: Settings, prompt: str) -> str:
 
 def llm_answer(index: ClauseIndex, messages: list[Message], settings: Settings) -> Answer:
     question, hits = retrieve(index, messages)
-    extractive = extractive_answer(index, question, hits)
+    extractive = extractive_answer(question, hits)
     if not extractive.found:
         return extractive
     try:
