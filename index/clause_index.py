@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePath
 from typing import Literal
@@ -34,7 +32,6 @@ MODES = ("hybrid", "dense", "lexical")
 MAX_QUERY_CHARS = 1000
 MAX_K = 100
 CANDIDATES = 50  # each retriever's depth before fusion
-PASSAGE_CACHE_SIZE = 20_000  # sentence vectors the chat keeps (384 floats each: ~30 MB)
 
 
 class QueryError(ValueError):
@@ -147,8 +144,6 @@ class ClauseIndex:
         self._dense = dense
         self._lexical = lexical
         self._encoder = encoder
-        self._passage_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._passage_lock = threading.Lock()
         self._doc_rows = np.array(doc_ids, dtype=object)
         # Hybrid fusion: "weighted" (min-max normalised scores, dense_weight on the dense side) or "rrf".
         # Weighted 0.5 beat RRF by 0.05 MRR@10 on eval/sets/demo.jsonl (bench/retrieval_decisions.py).
@@ -168,26 +163,6 @@ class ClauseIndex:
             dense = DenseIndex.load(snapshot.folder / "dense.faiss")
             lexical = LexicalIndex.load(snapshot.folder / "lexical", len(snapshot.clauses))
         return cls(snapshot.documents, snapshot.clauses, dense, lexical, encoder, snapshot.manifest)
-
-    def similarities(self, query: str, texts: list[str]) -> np.ndarray:
-        """Cosine of a query with each text, as the index's encoder reads them (query vs passage).
-
-        Texts are the sentences the chat weighs; the same clauses come back for related questions,
-        so their vectors are kept (the newest PASSAGE_CACHE_SIZE).
-        """
-        vector = self._encoder.encode_queries([normalize_for_matching(query)])[0]
-        norms = [normalize_for_matching(t) for t in texts]
-        with self._passage_lock:
-            missing = [t for t in dict.fromkeys(norms) if t not in self._passage_vectors]
-        fresh = self._encoder.encode_passages(missing) if missing else []
-        with self._passage_lock:
-            self._passage_vectors.update(zip(missing, fresh, strict=True))
-            for text in norms:
-                self._passage_vectors.move_to_end(text)
-            matrix = np.stack([self._passage_vectors[t] for t in norms]) if norms else np.empty((0, len(vector)))
-            while len(self._passage_vectors) > PASSAGE_CACHE_SIZE:
-                self._passage_vectors.popitem(last=False)
-        return matrix @ vector
 
     def get_clause(self, clause_id: str) -> Clause | None:
         row = self._row.get(clause_id)
