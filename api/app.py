@@ -34,7 +34,7 @@ V1_ERRORS = {400: {"model": OpenAIErrorBody, "description": BAD_REQUEST},
 
 def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
     settings = settings or Settings()
-    encoder = encoder or load_encoder(settings)
+    encoder = encoder or load_encoder(settings, concurrent=True)
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the server, not a CDN (offline machines).
     app = FastAPIOffline(
         title="policyqa",

@@ -10,11 +10,12 @@ from index.live import LiveIndex
 from policyqa.settings import Settings
 
 
-def live_index(request: Request) -> LiveIndex:
+# `async`: FastAPI runs a plain `def` dependency on a worker thread, a thread hop per request for a lookup.
+async def live_index(request: Request) -> LiveIndex:
     return request.app.state.live
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

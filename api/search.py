@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import live_index
 from api.errors import ApiError
@@ -28,15 +28,18 @@ def search(
     issuer: Annotated[str | None, Query(max_length=100, description="only documents whose issuer contains this")] = None,
     region: Annotated[str | None, Query(max_length=100, description="only documents whose region contains this")] = None,
     year: Annotated[int | None, Query(ge=1900, le=2100, description="only documents dated in this year")] = None,
-) -> SearchResponse:
+) -> Response:
     """The best clauses for a query, best first, each with its document and why it matched."""
     start = time.perf_counter()
     hits = live.index.search(q, k=k, mode=mode, filters=Filters(doc_id=doc, issuer=issuer, region=region, year=year))
     took = (time.perf_counter() - start) * 1000
-    return SearchResponse(
+    body = SearchResponse(
         query=q, mode=mode, k=k, took_ms=round(took, 2),
         results=[search_result(rank, hit) for rank, hit in enumerate(hits, 1)],
     )
+    # Sent as the model's own JSON: returning the model would have FastAPI validate it again on another
+    # worker-thread hop per search (bench/load.py).
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.get("/api/clauses/{clause_id:path}", response_model=ClauseResponse,

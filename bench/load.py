@@ -40,12 +40,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import numpy as np
 
+from index.encoder import QUERY_CACHE_SIZE
+from ingest.normalize import normalize_for_matching
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from index.encoder import QUERY_CACHE_SIZE  # noqa: E402
-from ingest.normalize import normalize_for_matching  # noqa: E402
-
 PREFIXES = ["", "请问", "关于", "我想了解", "想问一下"]
 SUFFIXES = ["", "?", "的规定", "有什么要求", "是怎么规定的"]
 MODES = [("hybrid", 0.7), ("dense", 0.15), ("lexical", 0.15)]
@@ -108,7 +106,8 @@ class Phase:
     errors: dict[str, int] = field(default_factory=dict)
     writes: list[dict] = field(default_factory=list)
     client_cpu: float = 0.0
-    server_cpu: float = 0.0
+    server_cpu: float | None = 0.0  # None: a server this script did not start
+    machine_cpu: float = 0.0
     cache_hit_share: float | None = None
 
     def summary(self) -> dict:
@@ -120,7 +119,8 @@ class Phase:
             "req_per_s": round(len(lat) / self.seconds, 1) if self.seconds else 0.0,
             "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
             "client_cpu_cores": round(self.client_cpu / self.seconds, 2) if self.seconds else None,
-            "server_cpu_cores": round(self.server_cpu / self.seconds, 2) if self.seconds else None,
+            "server_cpu_cores": round(self.server_cpu / self.seconds, 2) if self.server_cpu is not None else None,
+            "other_cpu_cores": round((self.machine_cpu - (self.server_cpu or 0) - self.client_cpu) / self.seconds, 2),
             "query_cache_hit_share": self.cache_hit_share,
         }
         if self.writes:
@@ -136,6 +136,12 @@ class Phase:
         spans = [(w["start"], w["start"] + w["seconds"]) for w in self.writes]
         return np.array([lat * 1000 for lat, t in zip(self.latencies, self.starts, strict=True)
                          if any(a <= t <= b for a, b in spans)])
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes used (every core), from /proc/stat: what is left is other jobs' noise."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS  # all but idle and iowait
 
 
 def server_cpu_seconds(pid: int | None) -> float:
@@ -167,7 +173,7 @@ async def user(session: aiohttp.ClientSession, url: str, mix: QueryMix, phase: P
                     error = f"HTTP {response.status}"
                 elif not body.startswith(b'{"query"'):
                     error = "unexpected body"
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             error = type(exc).__name__
         if phase is not None:
             if error:
@@ -204,17 +210,25 @@ async def run_phase(url: str, users: int, seconds: float, mix: QueryMix, pid: in
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=users + 1)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        # One search alone first: a server as it was before its start-up warm-up (api/app.py) loaded jieba's
+        # dictionary once per thread when the first searches arrived together, which is start-up, not load.
+        async with session.get(f"{url}/api/search", params={"q": "义务教育"}) as response:
+            await response.read()
         await asyncio.gather(*(user(session, url, mix, None, time.perf_counter() + warmup) for _ in range(users)))
         mix.reset_counts()
-        cpu0, server0, wall0 = _client_cpu(), server_cpu_seconds(pid), time.perf_counter()
+        cpu0, server0, machine0 = _client_cpu(), server_cpu_seconds(pid), machine_busy_seconds()
+        wall0 = time.perf_counter()
         until = wall0 + seconds
-        tasks = [user(session, url, mix, phase, until) for _ in range(users)]
+        writes = None
         if upload_files:
-            tasks.append(uploader(session, url, upload_files, phase, until, uploaded))
-        await asyncio.gather(*tasks)
+            writes = asyncio.ensure_future(uploader(session, url, upload_files, phase, until, uploaded))
+        await asyncio.gather(*(user(session, url, mix, phase, until) for _ in range(users)))
         phase.seconds = time.perf_counter() - wall0
         phase.client_cpu = _client_cpu() - cpu0
-        phase.server_cpu = server_cpu_seconds(pid) - server0
+        phase.server_cpu = server_cpu_seconds(pid) - server0 if pid else None
+        phase.machine_cpu = machine_busy_seconds() - machine0
+        if writes:  # the write under way when the searches stopped still counts: its time is what it took
+            await writes
     phase.cache_hit_share = round(mix.hits / mix.encoded, 3) if mix.encoded else None
     return phase
 
@@ -231,7 +245,8 @@ def loopback_url(url: str) -> str:
     except ValueError:
         loopback = False
     if not loopback:
-        raise SystemExit(f"refusing {url}: the load benchmark only targets loopback servers (127.0.0.0/8, ::1, localhost)")
+        raise SystemExit(f"refusing {url}: the load benchmark only targets loopback servers "
+                         "(127.0.0.0/8, ::1, localhost)")
     return url.rstrip("/")
 
 
@@ -318,13 +333,15 @@ async def measure(url: str, pid: int | None, args, pool: list[str], files: list[
 
 def print_table(results: list[dict]) -> None:
     head = f"{'variant':14} {'phase':14} {'req/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'errors':>6} " \
-           f"{'hits':>5} {'client':>6} {'server':>6}"
+           f"{'hits':>5} {'client':>6} {'server':>6} {'others':>6}"
     print(head + "\n" + "-" * len(head))
     for r in results:
         for p in r["phases"]:
             ms = [f"{p[f'p{n}_ms']:7.1f}" if p[f"p{n}_ms"] is not None else f"{'-':>7}" for n in (50, 95, 99)]
             print(f"{r['variant']:14} {p['phase']:14} {p['req_per_s']:7.1f} {' '.join(ms)} {p['errors']:6d} "
-                  f"{p['query_cache_hit_share'] or 0:5.2f} {p['client_cpu_cores']:6.2f} {p['server_cpu_cores']:6.2f}")
+                  f"{p['query_cache_hit_share'] or 0:5.2f} {p['client_cpu_cores']:6.2f} "
+                  f"{'-' if p['server_cpu_cores'] is None else format(p['server_cpu_cores'], '6.2f'):>6} "
+                  f"{p['other_cpu_cores']:6.2f}")
             if p["error_kinds"]:
                 print(f"{'':14} errors: {p['error_kinds']}")
         idle, *writing = r["phases"]
@@ -335,8 +352,8 @@ def print_table(results: list[dict]) -> None:
                   + (f" (searches started while a write ran: {w['requests_during_a_write']}, p95 {during} ms,"
                      f" {during / idle['p95_ms']:.2f}x)" if during else "")
                   + f"; {len(w['write_seconds'])} writes, seconds each: {w['write_seconds']}")
-    print("latencies in ms; hits = share of embedded queries the server's query cache answers; "
-          "client/server = CPU cores used (the machine has %d)" % os.cpu_count())
+    print("latencies in ms; hits = share of embedded queries the server's query cache answers; client/server/others "
+          f"= CPU cores used by this script, the server, and every other process (the machine has {os.cpu_count()})")
 
 
 def parse_variant(spec: str) -> tuple[str, Path, dict[str, str]]:
@@ -352,10 +369,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per phase")
     parser.add_argument("--index-dir", type=Path, default=REPO / "data" / "eval-index")
-    parser.add_argument("--url", help="a running server on loopback instead of starting one (its uploads are removed after)")
+    parser.add_argument("--url", help="a running server on loopback instead of starting one "
+                        "(its uploads are removed after)")
     parser.add_argument("--variant", action="append", default=[],
-                        help="LABEL[@SOURCE_DIR][:KEY=VALUE,...]: a server from that source tree with that environment; "
-                        "repeat to compare (they take turns, --rounds times)")
+                        help="LABEL[@SOURCE_DIR][:KEY=VALUE,...]: a server from that source tree with that "
+                        "environment; repeat to compare (they take turns, --rounds times)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds of load before each phase, not counted")
     parser.add_argument("--no-writes", action="store_true", help="only the idle phase")
@@ -366,7 +384,8 @@ def main() -> None:
     args = parser.parse_args()
 
     pool = query_pool(args.queries)
-    files = sorted(p for p in args.uploads.iterdir() if p.suffix == ".txt")
+    # Typical documents (4-32 KB: laws/other's p10-p90), not the 200 KB codes that would make one write the whole phase.
+    files = sorted(p for p in args.uploads.iterdir() if p.suffix == ".txt" and 4_000 <= p.stat().st_size <= 32_000)
     random.Random(args.seed).shuffle(files)
     print(f"{len(pool)} distinct queries; {args.users} users, {args.duration:.0f} s per phase"
           f" (+{args.warmup:.0f} s warm-up); uploads from {args.uploads}", flush=True)

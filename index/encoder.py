@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -49,14 +48,14 @@ def resolve_model(model: str, models_dir: Path) -> tuple[str, str]:
 class QueryBatcher:
     """Encodes the queries of concurrent searches together, on one thread of its own.
 
-    A search hands its query over and waits; the thread takes every query waiting (after up to
-    `window` seconds for more), encodes them in one call and hands each its vector. Under load
-    queries pile up while a batch is encoded, so the next batch takes them all: one model call
-    instead of many, and no pile of threads each asking the model for one query.
+    A search hands its query over and waits. The thread takes every query waiting at that moment
+    (up to `max_batch`), encodes them in one model call and hands each its vector; the queries that
+    arrive meanwhile make the next batch. A query alone is encoded at once: waiting 2 or 5 ms for
+    company measured no better than not waiting (bench/load.py, 2026-12-03).
     """
 
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], window: float, max_batch: int = 64) -> None:
-        self._encode, self._window, self._max_batch = encode, window, max_batch
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int = 64) -> None:
+        self._encode, self._max_batch = encode, max_batch
         self._queue: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
         threading.Thread(target=self._run, name="policyqa-query-batcher", daemon=True).start()
 
@@ -69,10 +68,9 @@ class QueryBatcher:
 
     def _next_batch(self) -> list[tuple[str, Future]]:
         batch = [self._queue.get()]
-        deadline = time.monotonic() + self._window
         while len(batch) < self._max_batch:
             try:
-                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
         return batch
@@ -91,16 +89,19 @@ class QueryBatcher:
                 future.set_result(vectors[text])
 
 
-def onnx_session_options(threads: int):
-    """onnxruntime threads for `threads` intra-op threads that do not spin-wait between calls.
+def concurrent_session_options():
+    """onnxruntime for a server: each call on its caller's thread, no pool threads spin-waiting between calls.
 
-    Spinning keeps idle pool threads on a core for a while after each call: under concurrent
-    searches that burns the CPU the other requests need.
+    By default every call also uses a pool of one thread per core that spins after its work; with
+    many searches at once that burns the CPU the other requests need. Server CPU per search request
+    (bench/load.py, 50 users, 2 cores, 2026-12-03, two rounds): onnxruntime's default 22-27 ms; one
+    thread without spinning 18-19 ms; with the QueryBatcher 14.5-16.5 ms (two threads without spinning
+    and the batcher: 15-16.5 ms, so one).
     """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
@@ -110,13 +111,13 @@ class SentenceTransformerEncoder:
     """L2-normalised embeddings; repeated queries come from an LRU cache and cost no encode.
 
     The variant changes how the model runs, not which model it is: an index built with one
-    variant is queried with another (the vectors agree to cosine >= 0.99). `threads` sets the
-    ONNX intra-op threads (None: onnxruntime's default, one per core); `query_batch_window` (seconds)
-    sends queries through a `QueryBatcher` (None: each query is encoded on its caller's thread).
+    variant is queried with another (the vectors agree to cosine >= 0.99). `concurrent` tunes it for
+    a server answering many searches at once: ONNX calls on one thread each (`concurrent_session_options`)
+    and queries encoded together (`QueryBatcher`); ingest keeps onnxruntime's threads, one per core.
     """
 
     def __init__(self, model: str, model_id: str, variant: EncoderVariant = "torch", batch_size: int = 32,
-                 threads: int | None = None, query_batch_window: float | None = None) -> None:
+                 concurrent: bool = False) -> None:
         from sentence_transformers import SentenceTransformer
 
         if variant not in ENCODER_VARIANTS:
@@ -127,8 +128,8 @@ class SentenceTransformerEncoder:
             from index.onnx_export import ensure_onnx
 
             model_kwargs = {"file_name": ensure_onnx(Path(model), variant)}
-            if threads:
-                model_kwargs["session_options"] = onnx_session_options(threads)
+            if concurrent:
+                model_kwargs["session_options"] = concurrent_session_options()
             self._model = SentenceTransformer(
                 model, device="cpu", backend="onnx", local_files_only=True, model_kwargs=model_kwargs,
             )
@@ -141,7 +142,7 @@ class SentenceTransformerEncoder:
         self._passage_prompt = "passage" if "passage" in prompts else None
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()  # searches run on many threads
-        self._batcher = None if query_batch_window is None else QueryBatcher(self._encode_new_queries, query_batch_window)
+        self._batcher = QueryBatcher(self._encode_new_queries) if concurrent else None
 
     def _encode_new_queries(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(
@@ -154,7 +155,7 @@ class SentenceTransformerEncoder:
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
             vectors = self._batcher.encode(missing) if self._batcher else self._encode_new_queries(missing)
-            known.update(zip(missing, vectors, strict=True))
+            known.update(zip(missing, map(np.copy, vectors), strict=True))  # not views that keep a whole batch
         with self._cache_lock:
             for text in texts:
                 self._query_cache[text] = known[text]

@@ -43,4 +43,9 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path, size: int) -> LexicalIndex:
-        return cls(bm25s.BM25.load(str(folder), mmap=True, show_progress=False), size)
+        retriever = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+        # Plain arrays over the same mapped pages: a search slices them once per query term, and each slice
+        # of a np.memmap builds another memmap object (a third of a lexical search's time, bench/load.py).
+        retriever.scores = {name: value.view(np.ndarray) if isinstance(value, np.memmap) else value
+                            for name, value in retriever.scores.items()}
+        return cls(retriever, size)

@@ -8,8 +8,11 @@ in order, never on a thread a search needs.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +25,8 @@ from index.write_queue import Job, WriteQueue
 from ingest.pipeline import IngestResult, ingest_files, make_doc_id
 from ingest.readers import SUPPORTED_SUFFIXES
 from ingest.schema import SkippedFile
+
+WRITE_NICENESS = 19  # the lowest: see at_low_priority
 
 
 class UnknownDocumentError(KeyError):
@@ -46,6 +51,23 @@ class WriteReport:
     version: str | None
     result: IngestResult = field(default_factory=IngestResult)
     removed: list[str] = field(default_factory=list)
+
+
+def at_low_priority(work: Callable[[], Any]) -> Callable[[], Any]:
+    """`work`, run on its thread at the lowest CPU priority (Linux: a thread's niceness is its own).
+
+    A write (parsing, embedding the new clauses, re-tokenising every clause for BM25) otherwise takes
+    CPU and the GIL from searches. bench/load.py, 50 users, uploads back to back, 2026-12-03, same run:
+    search p95 during writes 1.74x idle at normal priority, 1.30x at nice 19 (a quiet machine); with
+    another job on the machine, search throughput during writes -23 % vs unchanged. Writes take ~20 %
+    longer. Elsewhere than Linux the write runs as it is.
+    """
+    def run():
+        if sys.platform.startswith("linux"):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITE_NICENESS)
+        return work()
+
+    return run
 
 
 def safe_upload_name(filename: str) -> str:
@@ -88,14 +110,15 @@ class LiveIndex:
 
     def submit_uploads(self, uploads: list[Upload], then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
         """Queue an upload; the job's result is `then(report)`."""
-        return self.writes.submit("upload", [u.filename for u in uploads], lambda: then(self.add_uploads(uploads)))
+        return self.writes.submit("upload", [u.filename for u in uploads],
+                                  at_low_priority(lambda: then(self.add_uploads(uploads))))
 
     def submit_removal(self, doc_ids: list[str], then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
         """Queue a removal; unknown documents are refused at once, without waiting behind other writes."""
         unknown = [d for d in doc_ids if self._current is None or d not in self._current.documents]
         if unknown:
             raise UnknownDocumentError(unknown)
-        return self.writes.submit("remove", list(doc_ids), lambda: then(self.remove(doc_ids)))
+        return self.writes.submit("remove", list(doc_ids), at_low_priority(lambda: then(self.remove(doc_ids))))
 
     def add_uploads(self, uploads: list[Upload]) -> WriteReport:
         """Parse uploaded files and add their documents; a re-upload of a file name replaces it.

@@ -163,7 +163,7 @@ def serve(
         err.print(f"[red]{settings.index_dir} holds no policyqa index but is not empty: the demo corpus is only "
                   "ingested into an empty or new folder. Choose another --index-dir.[/red]")
         raise typer.Exit(2)
-    encoder = load_encoder(settings)
+    encoder = load_encoder(settings, concurrent=True)
     if not has_index:
         err.print(f"no index in {settings.index_dir}: ingesting the demo corpus {settings.demo_corpus} first")
         _ingest(settings, settings.index_dir, [settings.demo_corpus], encoder)

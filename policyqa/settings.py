@@ -23,10 +23,6 @@ class Settings(BaseSettings):
     # onnx-int8 encodes 3.15x faster than torch (bench/encoder_speed.py) at hybrid Recall@5 0.810 vs 0.816 and
     # MRR@10 0.731 vs 0.721 on eval/sets/policy.jsonl (2026-11-29): within a point, so it is the default.
     encoder: EncoderVariant = "onnx-int8"
-    # ONNX intra-op threads (0: onnxruntime's default, one per core) and how long the query batcher waits for
-    # more queries to encode together (below 0: no batcher). TEMPORARY knobs for bench/load.py, decided below.
-    encoder_threads: int = 0
-    query_batch_window_ms: float = -1
     # Embed title + heading path with the clause: hybrid Recall@5 0.982 vs 0.964 without
     # (MRR@10 0.940 vs 0.946) on eval/sets/demo.jsonl, bench/retrieval_decisions.py.
     embedding_context: bool = True
@@ -71,11 +67,9 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def load_encoder(settings: Settings):
-    """The configured encoder (imports torch lazily: parsing never needs it)."""
+def load_encoder(settings: Settings, concurrent: bool = False):
+    """The configured encoder (imports torch lazily: parsing never needs it); `concurrent` for a server."""
     from index.encoder import SentenceTransformerEncoder, resolve_model
 
     model, model_id = resolve_model(settings.model, settings.models_dir)
-    window = settings.query_batch_window_ms / 1000 if settings.query_batch_window_ms >= 0 else None
-    return SentenceTransformerEncoder(model, model_id, variant=settings.encoder, threads=settings.encoder_threads or None,
-                                      query_batch_window=window)
+    return SentenceTransformerEncoder(model, model_id, variant=settings.encoder, concurrent=concurrent)

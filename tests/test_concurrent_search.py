@@ -1,0 +1,87 @@
+"""A server's encoder under concurrent searches, and writes that yield the CPU to searches (see bench/load.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from index.live import WRITE_NICENESS, LiveIndex
+from policyqa.settings import Settings, load_encoder
+from tests.conftest import REPO
+
+QUERIES = ["班额标准", "农村寄宿生补助多少钱", "教师培训", "校车安全管理", "学前教育入园率", "义务教育均衡发展",
+           "控辍保学", "生均公用经费", "随迁子女入学", "高中阶段教育普及", "教师资格认定", "学生资助"]
+
+
+@pytest.fixture(scope="module")
+def server_encoder():
+    return load_encoder(Settings(models_dir=REPO / "data" / "models"), concurrent=True)
+
+
+def test_concurrent_queries_share_one_model_call_and_each_gets_its_own_vector(server_encoder, encoder, monkeypatch):
+    model = server_encoder._model
+    encode, calls = model.encode, []
+    first_call_held = threading.Event()
+    release = threading.Event()
+
+    def counting_encode(texts, **kwargs):
+        calls.append(list(texts))
+        if len(calls) == 1:  # hold the first batch until every other search is waiting
+            first_call_held.set()
+            assert release.wait(30)
+        return encode(texts, **kwargs)
+
+    monkeypatch.setattr(model, "encode", counting_encode)
+    with ThreadPoolExecutor(len(QUERIES)) as pool:
+        futures = [pool.submit(server_encoder.encode_queries, [q]) for q in QUERIES]
+        assert first_call_held.wait(30)
+        deadline = time.monotonic() + 30
+        while server_encoder._batcher._queue.qsize() < len(QUERIES) - 1:
+            assert time.monotonic() < deadline, "the other searches never reached the batcher"
+            time.sleep(0.01)
+        release.set()
+        vectors = np.stack([f.result(30)[0] for f in futures])
+
+    assert [len(c) for c in calls] == [1, len(QUERIES) - 1]
+    alone = encoder.encode_queries(QUERIES)
+    similarity = vectors @ alone.T
+    # Each search got its own query's vector (int8 activations are scaled per batch: close, not equal).
+    assert (similarity.argmax(axis=1) == np.arange(len(QUERIES))).all()
+    assert np.diag(similarity).min() > 0.99
+
+
+def test_a_failed_model_call_fails_the_searches_waiting_for_it_and_the_next_one_works(server_encoder, monkeypatch):
+    model = server_encoder._model
+    encode = model.encode
+
+    def failing_once(texts, **kwargs):
+        monkeypatch.setattr(model, "encode", encode)
+        raise RuntimeError("model crashed")
+
+    monkeypatch.setattr(model, "encode", failing_once)
+    with pytest.raises(RuntimeError, match="model crashed"):
+        server_encoder.encode_queries(["中小学课后服务"])
+    assert server_encoder.encode_queries(["中小学课后服务"]).shape == (1, server_encoder.dim)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own CPU priority is a Linux feature")
+def test_writes_run_at_the_lowest_cpu_priority_and_searches_do_not(tmp_path, demo_index_dir, encoder):
+    shutil.copytree(demo_index_dir, tmp_path / "index")
+    live = LiveIndex(tmp_path / "index", encoder, upload_dir=tmp_path / "uploads")
+    try:
+        priority = live.submit_removal(
+            ["004_34cdbe798261bc22"],
+            then=lambda report: (report.removed, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())),
+        ).future.result(120)
+    finally:
+        live.writes.shutdown()
+    assert priority == (["004_34cdbe798261bc22"], WRITE_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < WRITE_NICENESS
+    assert "004_34cdbe798261bc22" not in live.index.documents
