@@ -64,7 +64,7 @@ async def _finish(job: Job, wait: bool, wait_seconds: float):
 
 
 def _summary(index: ClauseIndex, doc: Document) -> DocumentSummary:
-    return DocumentSummary(**document_info(doc).model_dump(), clauses=len(index.document_clauses(doc.doc_id)),
+    return DocumentSummary(**document_info(doc).model_dump(), clauses=index.clause_count(doc.doc_id),
                            chars=doc.chars)
 
 

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index.clause_index import ModelMismatchError, QueryError
 from index.live import UnknownDocumentError
-from index.store import IndexDamagedError, IndexMissingError
+from index.store import IndexDamagedError, IndexFormatError, IndexMissingError
 from index.write_queue import WriteQueueFull
 
 
@@ -46,6 +46,9 @@ def describe_error(exc: Exception) -> ApiError | None:
                         "changed: the server's operator can run `policyqa index repair`")
     if isinstance(exc, ModelMismatchError):
         return ApiError(503, "model_mismatch", str(exc))
+    if isinstance(exc, IndexFormatError):
+        return ApiError(503, "index_format", "the index was written by an older policyqa: the server's operator "
+                        "ingests the documents into a new folder")
     if isinstance(exc, WriteQueueFull):
         return ApiError(429, "write_queue_full", str(exc))
     return None
@@ -76,7 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(error.status, error.code, error.message, error.detail, headers)
 
     for known in (ApiError, QueryError, UnknownDocumentError, IndexMissingError, IndexDamagedError,
-                  ModelMismatchError, WriteQueueFull):
+                  IndexFormatError, ModelMismatchError, WriteQueueFull):
         app.add_exception_handler(known, known_error)
 
     @app.exception_handler(RequestValidationError)

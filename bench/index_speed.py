@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from index.clause_index import ClauseIndex, clause_input, update_index
+from index.clause_index import ClauseIndex, clause_input
 from index.dense import APPROXIMATE_FROM, NPROBE, DenseIndex, ivf_lists
 from index.lexical import LexicalIndex
 from index.store import IndexStore
 from index.tokenize import tokenize
+from index.update import update_index
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings, load_encoder
 

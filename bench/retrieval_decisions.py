@@ -15,7 +15,8 @@ from pathlib import Path
 from ranx import Qrels, Run, evaluate
 
 from eval.dataset import load_queries, validate_labels
-from index.clause_index import ClauseIndex, update_index
+from index.clause_index import ClauseIndex
+from index.update import update_index
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings, load_encoder
 

@@ -1,15 +1,14 @@
-"""The clause index: dense (FAISS) + lexical (BM25) over one versioned store, and hybrid search.
+"""The clause index: dense (FAISS) + lexical (BM25) over the segments of the live version, and hybrid search.
 
-`ClauseIndex.open` loads the live version; `update_index` adds, replaces and removes documents
-and commits a new version atomically, re-embedding only clauses whose embedding input changed.
+`ClauseIndex.open` loads the live version (index/store.py); writes are index/update.py. Each segment
+is searched on its own rows still live, with BM25 statistics of the whole index, and the candidate
+lists are merged: the same results as one segment built from scratch over the same clauses.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import json
-from collections.abc import Callable, Sequence
+import bisect
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePath
 from typing import Literal
 
@@ -20,9 +19,9 @@ from index.collapse import collapse_duplicates
 from index.dense import DenseIndex
 from index.encoder import Encoder
 from index.fusion import rrf, weighted_sum
-from index.lexical import LexicalIndex
-from index.pending import clear_pending, load_pending, save_pending
-from index.store import IndexStore, LazyClauses
+from index.lexical import LexicalStats
+from index.segment import Segment
+from index.store import IndexStore
 from index.tokenize import expand_query, tokenize
 from ingest.normalize import normalize_for_matching
 from ingest.schema import Clause, Document
@@ -93,15 +92,6 @@ def clause_input(clause: Clause, with_context: bool) -> str:
     return normalize_for_matching(context) + "\n" + clause.norm_text
 
 
-# Encoded clauses are checkpointed this many at a time (about 20 s of encoding with ONNX int8).
-CHECKPOINT_CLAUSES = 512
-_RECORDED_PACKAGES = ("policyqa", "sentence-transformers", "torch", "onnxruntime", "faiss-cpu", "bm25s", "jieba")
-
-
-def _key(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
 def document_info(doc: Document) -> DocumentInfo:
     info = DocumentInfo(**doc.model_dump(include=set(DocumentInfo.model_fields)))
     info.source_path = shown_source(doc.source_path)
@@ -123,28 +113,52 @@ def shown_source(path: str) -> str:
         return "/".join(pure.parts[-2:])
 
 
+class LiveClauses(Sequence[Clause]):
+    """The live clauses of several segments, in order, as one sequence (deleted rows skipped)."""
+
+    def __init__(self, parts: Sequence[tuple[Segment, np.ndarray | None]]) -> None:
+        self._parts = [(segment, None if live is None else np.flatnonzero(live)) for segment, live in parts]
+        self._starts = list(np.cumsum([0] + [s.size if rows is None else len(rows) for s, rows in self._parts]))
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        part = bisect.bisect_right(self._starts, i) - 1
+        segment, rows = self._parts[part]
+        local = i - self._starts[part]
+        return segment.clauses[local if rows is None else int(rows[local])]
+
+    def __iter__(self) -> Iterator[Clause]:
+        for segment, rows in self._parts:
+            if rows is None:
+                yield from segment.clauses
+            else:
+                live = set(rows.tolist())
+                yield from (c for row, c in enumerate(segment.clauses) if row in live)
+
+
 class ClauseIndex:
-    def __init__(
-        self,
-        documents: list[Document],
-        clauses: Sequence[Clause],
-        dense: DenseIndex,
-        lexical: LexicalIndex,
-        encoder: Encoder,
-        manifest: dict,
-    ) -> None:
-        self.documents = {d.doc_id: d for d in documents}
-        self._document_infos: dict[str, DocumentInfo] = {}
-        self.clauses = clauses
+    def __init__(self, parts: Sequence[tuple[Segment, set[str]]], encoder: Encoder, manifest: dict) -> None:
+        """`parts`: the version's segments, oldest first, each with the ids of its deleted documents."""
         self.manifest = manifest
-        # A lazily loaded store knows its ids without parsing its clauses.
-        ids, doc_ids = ((clauses.ids, clauses.doc_ids) if isinstance(clauses, LazyClauses)
-                        else ([c.id for c in clauses], [c.doc_id for c in clauses]))
-        self._row = {clause_id: i for i, clause_id in enumerate(ids)}
-        self._dense = dense
-        self._lexical = lexical
+        self.segments = [segment for segment, _ in parts]
+        self._live = [segment.live_mask(deleted) for segment, deleted in parts]
+        self._deleted = [deleted for _, deleted in parts]
+        self._offsets = list(np.cumsum([0] + [s.size for s in self.segments]))  # a row's global id = offset + row
+        self.documents = {d.doc_id: d for segment, deleted in parts for d in segment.documents if d.doc_id not in deleted}
+        self._home = {d.doc_id: i for i, (segment, deleted) in enumerate(parts)
+                      for d in segment.documents if d.doc_id not in deleted}
+        self._document_infos: dict[str, DocumentInfo] = {}
+        self.clauses = LiveClauses(list(zip(self.segments, self._live, strict=True)))
+        self._lexical = LexicalStats([(s.lexical, live) for s, live in zip(self.segments, self._live, strict=True)])
         self._encoder = encoder
-        self._doc_rows = np.array(doc_ids, dtype=object)
         # Hybrid fusion: "weighted" (min-max normalised scores, dense_weight on the dense side) or "rrf".
         # Weighted 0.5 beat RRF by 0.05 MRR@10 on eval/sets/demo.jsonl (bench/retrieval_decisions.py).
         self.fusion = "weighted"
@@ -153,34 +167,57 @@ class ClauseIndex:
         self.expand_queries = True
 
     @classmethod
-    def open(cls, index_dir: Path, encoder: Encoder) -> ClauseIndex:
+    def open(cls, index_dir: Path, encoder: Encoder, opened: dict[str, Segment] | None = None) -> ClauseIndex:
+        """The live version; `opened` holds segments already open (they never change), reused as they are."""
         store = IndexStore(index_dir)
-        snapshot = store.load(lazy=True)
-        built_with = snapshot.manifest.get("model_id")
+        version = store.live()
+        built_with = version.manifest.get("model_id")
         if built_with != encoder.model_id:
             raise ModelMismatchError(str(built_with), encoder.model_id)
-        with store.reading(snapshot.folder):
-            dense = DenseIndex.load(snapshot.folder / "dense.faiss")
-            lexical = LexicalIndex.load(snapshot.folder / "lexical", len(snapshot.clauses))
-        return cls(snapshot.documents, snapshot.clauses, dense, lexical, encoder, snapshot.manifest)
+        opened = opened or {}
+        with store.reading(version.name):
+            parts = [(opened.get(name) or Segment(store.segment_folder(name)), deleted) for name, deleted in version.segments]
+        return cls(parts, encoder, version.manifest)
+
+    def _clause(self, row: int) -> Clause:
+        part = bisect.bisect_right(self._offsets, row) - 1
+        return self.segments[part].clauses[row - self._offsets[part]]
+
+    def _is_live(self, part: int, row: int) -> bool:
+        return self._live[part] is None or bool(self._live[part][row])
 
     def get_clause(self, clause_id: str) -> Clause | None:
-        row = self._row.get(clause_id)
-        return None if row is None else self.clauses[row]
+        for part in reversed(range(len(self.segments))):
+            row = self.segments[part].row_of.get(clause_id)
+            if row is not None and self._is_live(part, row):
+                return self.segments[part].clauses[row]
+        return None
+
+    def _document_rows(self, doc_id: str) -> tuple[Segment, range]:
+        segment = self.segments[self._home[doc_id]]
+        return segment, segment.doc_rows.get(doc_id, range(0))
 
     def document_clauses(self, doc_id: str) -> list[Clause]:
-        """A document's clauses in reading order (clauses are stored document by document)."""
-        return [self.clauses[r] for r in np.flatnonzero(self._doc_rows == doc_id)]
+        """A document's clauses in reading order."""
+        if doc_id not in self._home:
+            return []
+        segment, rows = self._document_rows(doc_id)
+        return [segment.clauses[r] for r in rows]
+
+    def clause_count(self, doc_id: str) -> int:
+        return len(self._document_rows(doc_id)[1]) if doc_id in self._home else 0
 
     def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> tuple[list[Clause], list[Clause]]:
         """The clauses just before and after one clause in its own document."""
-        row = self._row[clause_id]
-        doc_id = self.clauses[row].doc_id
-        previous = [c for c in self.clauses[max(0, row - before) : row] if c.doc_id == doc_id]
-        following = [c for c in self.clauses[row + 1 : row + 1 + after] if c.doc_id == doc_id]
+        clause = self.get_clause(clause_id)
+        segment, rows = self._document_rows(clause.doc_id)
+        row = segment.row_of[clause_id]
+        previous = [segment.clauses[r] for r in range(max(rows.start, row - before), row)]
+        following = [segment.clauses[r] for r in range(row + 1, min(rows.stop, row + 1 + after))]
         return previous, following
 
-    def _allowed_rows(self, filters: Filters | None) -> np.ndarray | None:
+    def _allowed(self, filters: Filters | None) -> list[np.ndarray | None] | None:
+        """Per segment, the rows a filter allows (None: no filter)."""
         if filters is None or not any(filters.model_dump().values()):
             return None
         docs = [
@@ -191,8 +228,12 @@ class ClauseIndex:
             and (filters.region is None or (d.region or "").find(filters.region) >= 0)
             and (filters.year is None or (d.date or "").startswith(str(filters.year)))
         ]
-        ids = {d.doc_id for d in docs}
-        return np.flatnonzero(np.isin(self._doc_rows, list(ids)))
+        masks = [np.zeros(s.size, dtype=bool) for s in self.segments]
+        for doc in docs:
+            part = self._home[doc.doc_id]
+            rows = self.segments[part].doc_rows.get(doc.doc_id, range(0))
+            masks[part][rows.start:rows.stop] = True
+        return masks
 
     def search(self, query: str, k: int = 10, mode: Mode = "hybrid", filters: Filters | None = None) -> list[Hit]:
         query = query.strip()
@@ -204,24 +245,21 @@ class ClauseIndex:
             raise QueryError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
         if not 1 <= k <= MAX_K:
             raise QueryError(f"k must be between 1 and {MAX_K}, not {k}")
-        allowed = self._allowed_rows(filters)
-        if allowed is not None and len(allowed) == 0:
+        allowed = self._allowed(filters)
+        if allowed is not None and not any(m.any() for m in allowed):
             return []
+        masks = allowed or self._live
         depth = max(CANDIDATES, 3 * k)
         dense: dict[int, tuple[int, float]] = {}
         lexical: dict[int, tuple[int, float]] = {}
         query_tokens = expand_query(query) if self.expand_queries else tokenize(query)
         if mode in ("hybrid", "dense"):
             vector = self._encoder.encode_queries([normalize_for_matching(query)])[0]
-            rows, scores = self._dense.search(vector, depth, allowed)
-            dense = {int(r): (rank, float(s)) for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)}
+            found = [s.dense.search(vector, depth, mask, every_list=allowed is not None)
+                     for s, mask in zip(self.segments, masks, strict=True)]
+            dense = self._ranked(found, depth)
         if mode in ("hybrid", "lexical"):
-            mask = None
-            if allowed is not None:
-                mask = np.zeros(len(self.clauses), dtype=np.float32)
-                mask[allowed] = 1
-            rows, scores = self._lexical.search(query_tokens, depth, mask)
-            lexical = {int(r): (rank, float(s)) for rank, (r, s) in enumerate(zip(rows, scores, strict=True), 1)}
+            lexical = self._ranked(self._lexical.search(query_tokens, depth, masks), depth)
         if mode == "dense":
             fused = {r: s for r, (_, s) in dense.items()}
         elif mode == "lexical":
@@ -232,9 +270,16 @@ class ClauseIndex:
             fused = weighted_sum(
                 {r: s for r, (_, s) in dense.items()}, {r: s for r, (_, s) in lexical.items()}, self.dense_weight
             )
-        ranked = sorted(fused, key=lambda r: -fused[r])[: depth]
-        groups = collapse_duplicates(ranked, lambda r: self.clauses[r].norm_text, limit=k)
+        ranked = sorted(fused, key=lambda r: (-fused[r], r))[: depth]
+        groups = collapse_duplicates(ranked, lambda r: self._clause(r).norm_text, limit=k)
         return [self._hit(row, fused[row], dense, lexical, query_tokens, others) for row, others in groups]
+
+    def _ranked(self, per_segment: list[tuple[np.ndarray, np.ndarray]], depth: int) -> dict[int, tuple[int, float]]:
+        """{global row: (rank, score)} of the best `depth` over every segment's own best."""
+        rows = np.concatenate([r + self._offsets[i] for i, (r, _) in enumerate(per_segment)])
+        scores = np.concatenate([s for _, s in per_segment]).astype(np.float64)
+        order = np.lexsort((rows, -scores))[:depth]
+        return {int(rows[i]): (rank, float(scores[i])) for rank, i in enumerate(order, 1)}
 
     def document_info(self, doc_id: str) -> DocumentInfo:
         """A document as hits show it, made once per document (its shown path may resolve the file system)."""
@@ -244,9 +289,10 @@ class ClauseIndex:
         return info
 
     def _hit(self, row, score, dense, lexical, query_tokens, others) -> Hit:
-        clause = self.clauses[row]
+        clause = self._clause(row)
         terms = sorted({t for t in query_tokens if t in clause.norm_text}, key=len, reverse=True)
         matched = [t for t in terms if not any(t != longer and t in longer for longer in terms)]
+        also = [self._clause(o) for o in others]
         return Hit(
             clause=clause,
             document=self.document_info(clause.doc_id),
@@ -256,85 +302,5 @@ class ClauseIndex:
             lexical_rank=lexical.get(row, (None, None))[0],
             lexical_score=lexical.get(row, (None, None))[1],
             matched_terms=matched,
-            also_in=[
-                AlsoIn(clause_id=self.clauses[o].id, doc_id=self.clauses[o].doc_id, title=self.clauses[o].doc_title)
-                for o in others
-            ],
+            also_in=[AlsoIn(clause_id=c.id, doc_id=c.doc_id, title=c.doc_title) for c in also],
         )
-
-
-def update_index(
-    index_dir: Path,
-    encoder: Encoder,
-    add_documents: list[Document],
-    add_clauses: list[Clause],
-    replace_sources: set[str] = frozenset(),
-    remove_doc_ids: set[str] = frozenset(),
-    with_context: bool = True,
-    on_embedded: Callable[[int, int], None] | None = None,
-) -> str:
-    """Commit a new version: the old index minus removed/replaced documents plus the new ones.
-
-    Clauses whose embedding input is unchanged reuse their stored vector; only the rest are encoded,
-    shortest first, in checkpointed chunks: a stopped ingest run again reuses what it had encoded.
-    `on_embedded(chars, total_chars)` reports progress in characters: chunks run shortest first, so
-    counting clauses would make an ETA far too hopeful.
-    """
-    store = IndexStore(index_dir)
-    with store.writing():
-        return _update_locked(store, encoder, add_documents, add_clauses, replace_sources, remove_doc_ids,
-                              with_context, on_embedded)
-
-
-def _update_locked(store, encoder, add_documents, add_clauses, replace_sources, remove_doc_ids, with_context,
-                   on_embedded) -> str:
-    index_dir = store.index_dir
-    old_docs: list[Document] = []
-    old_clauses: list[Clause] = []
-    cache: dict[str, np.ndarray] = {}
-    if store.exists():  # raises on a damaged folder: a write never starts over a broken index
-        snapshot = store.load()
-        if snapshot.manifest.get("model_id") == encoder.model_id:
-            with store.reading(snapshot.folder):
-                vectors = np.load(snapshot.folder / "embeddings.npy")
-                keys = json.loads((snapshot.folder / "embed_keys.json").read_text(encoding="utf-8"))
-                cache = dict(zip(keys, vectors, strict=True))
-        dropped = {d.doc_id for d in snapshot.documents if d.source_path in replace_sources} | set(remove_doc_ids)
-        old_docs = [d for d in snapshot.documents if d.doc_id not in dropped]
-        old_clauses = [c for c in snapshot.clauses if c.doc_id not in dropped]
-    cache.update(load_pending(index_dir, encoder.model_id))
-    documents = old_docs + add_documents
-    clauses = old_clauses + add_clauses
-    inputs = [clause_input(c, with_context) for c in clauses]
-    keys = [_key(t) for t in inputs]
-    missing = {key: text for key, text in zip(keys, inputs, strict=True) if key not in cache}
-    todo = sorted(missing, key=lambda key: len(missing[key]))
-    total_chars = sum(map(len, missing.values()))
-    for start in range(0, len(todo), CHECKPOINT_CLAUSES):
-        chunk = todo[start : start + CHECKPOINT_CLAUSES]
-        fresh = encoder.encode_passages([missing[key] for key in chunk])
-        save_pending(index_dir, encoder.model_id, chunk, fresh)
-        cache.update(zip(chunk, fresh, strict=True))
-        if on_embedded:
-            on_embedded(sum(len(missing[key]) for key in chunk), total_chars)
-    vectors = np.stack([cache[key] for key in keys]) if keys else np.empty((0, encoder.dim), dtype=np.float32)
-
-    def write(folder: Path) -> dict:
-        np.save(folder / "embeddings.npy", vectors.astype(np.float32))
-        (folder / "embed_keys.json").write_text(json.dumps(keys), encoding="utf-8")
-        DenseIndex.build(vectors).save(folder / "dense.faiss")
-        lexical_texts = inputs if with_context else [clause_input(c, True) for c in clauses]
-        LexicalIndex.build([tokenize(text) for text in lexical_texts]).save(folder / "lexical")
-        return {
-            "model_id": encoder.model_id,
-            "dimensions": encoder.dim,
-            "embedding_context": with_context,
-            "embedded_now": len(todo),
-            "reused_embeddings": len(keys) - len(todo),
-            "encoder_variant": getattr(encoder, "variant", None),
-            "versions": {name: importlib.metadata.version(name) for name in _RECORDED_PACKAGES},
-        }
-
-    version = store.commit(documents, clauses, write)
-    clear_pending(index_dir)
-    return version

@@ -64,17 +64,23 @@ class DenseIndex:
             index.add(vectors)
         return cls(index)
 
-    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Row indexes and cosine scores, best first; `allowed` (row ids) restricts the search."""
-        k = min(k, self.size if allowed is None else len(allowed))
+    def search(self, vector: np.ndarray, k: int, mask: np.ndarray | None = None,
+               every_list: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Row indexes and cosine scores, best first, among the rows `mask` (bool per row) allows.
+
+        `every_list`: an IVF index visits all its lists (a filter may leave its rows in lists the
+        probe would skip); rows masked out as deleted need no such care.
+        """
+        allowed = self.size if mask is None else int(mask.sum())
+        k = min(k, allowed)
         if k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         params = None
-        if allowed is not None:
-            selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
-            # A filter may leave its rows in lists the probe would skip: visit every list then.
-            params = (faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nlist) if self.kind == "ivf"
-                      else faiss.SearchParameters(sel=selector))
+        if mask is not None and allowed < self.size:
+            bits = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
+            params = (faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nlist if every_list else self._index.nprobe)
+                      if self.kind == "ivf" else faiss.SearchParameters(sel=selector))
         scores, rows = self._index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k, params=params)
         keep = rows[0] >= 0
         return rows[0][keep].astype(np.int64), scores[0][keep]

@@ -1,9 +1,15 @@
-"""The index a long-running server answers from, and the writes it accepts while running.
+"""The one write path: files, uploads and removals, for the CLI and the server alike; and the index it serves.
 
-Searches read the current `ClauseIndex`; an upload or a delete builds and commits a new
-version (see `update_index`), opens it, and only then swaps it in, so searches keep working
-during a write and never see half of one. Writes are jobs on one `WriteQueue`: one at a time,
-in order, never on a thread a search needs.
+Replacement rule (both paths): a file that yields documents replaces the documents that came from
+the same source (its path; an upload's stored name), and a document with the doc id of a live one
+replaces it. A file that yields nothing (unreadable, empty, a duplicate) changes nothing: the
+documents it produced before stay, and the file is reported as skipped or duplicate.
+
+Searches read the current `ClauseIndex`; a write commits a new version (index/update.py), opens it
+(reusing the segments already open) and only then swaps it in, so searches keep working during a
+write and never see half of one. In a server, writes are jobs on one `WriteQueue` (one at a time,
+in order, never on a thread a search needs) and segment merges run as jobs of their own after the
+write that made them due; the CLI calls the same methods directly and merges at once.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
-from index.clause_index import ClauseIndex, update_index
+from index.clause_index import ClauseIndex
 from index.encoder import Encoder
 from index.store import IndexMissingError, IndexStore
+from index.update import merge_segments, update_index
 from index.write_queue import Job, WriteQueue
 from ingest.pipeline import IngestResult, ingest_files, make_doc_id
 from ingest.readers import SUPPORTED_SUFFIXES
@@ -78,34 +85,53 @@ def safe_upload_name(filename: str) -> str:
 
 class LiveIndex:
     def __init__(self, index_dir: Path, encoder: Encoder, upload_dir: Path, with_context: bool = True,
-                 max_file_bytes: int | None = None, max_queued_writes: int = 16) -> None:
+                 max_file_bytes: int | None = None, max_queued_writes: int = 16, background_merges: bool = True) -> None:
         self.index_dir = Path(index_dir)
         self.upload_dir = Path(upload_dir)
         self._encoder = encoder
         self._with_context = with_context
         self._max_file_bytes = max_file_bytes
+        self._background_merges = background_merges
         self.writes = WriteQueue(max_queued_writes)
-        # A damaged index raises here: the server must not start over it (nor write into it).
-        self._current = ClauseIndex.open(self.index_dir, encoder) if IndexStore(self.index_dir).exists() else None
+        self._current: ClauseIndex | None = None
+        # A damaged index raises here: nothing may serve from it or write into it.
+        self._exists = IndexStore(self.index_dir).exists()
         for stale in self.upload_dir.glob(".staging-*") if self.upload_dir.is_dir() else []:
             shutil.rmtree(stale, ignore_errors=True)  # left by an upload killed before it finished
 
     def warm_up(self) -> None:
-        """One search before serving: it loads jieba's dictionary and runs the model once, which the first
-        concurrent searches would otherwise each do for themselves (seconds each, under load)."""
-        if self._current is not None:
-            self._current.search("义务教育", k=1)
+        """Open the index and search once before serving: it loads jieba's dictionary and runs the model once,
+        which the first concurrent searches would otherwise each do for themselves (seconds each, under load)."""
+        if self._exists:
+            self.index.search("义务教育", k=1)
 
     @property
     def index(self) -> ClauseIndex:
         current = self._current
         if current is None:
-            raise IndexMissingError(self.index_dir)
+            if not self._exists:
+                raise IndexMissingError(self.index_dir)
+            current = self._current = ClauseIndex.open(self.index_dir, self._encoder)
         return current
 
-    def _commit(self, **changes) -> str:
-        version = update_index(self.index_dir, self._encoder, with_context=self._with_context, **changes)
-        self._current = ClauseIndex.open(self.index_dir, self._encoder)
+    def _reopen(self) -> None:
+        opened = {s.name: s for s in self._current.segments} if self._current is not None else {}
+        self._current = ClauseIndex.open(self.index_dir, self._encoder, opened)
+        self._exists = True
+
+    def _commit(self, on_embedded: Callable[[int, int], None] | None = None, **changes) -> str:
+        version = update_index(self.index_dir, self._encoder, with_context=self._with_context, on_embedded=on_embedded,
+                               merge=not self._background_merges, **changes)
+        self._reopen()
+        if self._background_merges:
+            self.writes.submit("merge", [], at_low_priority(self.merge))
+        return version
+
+    def merge(self) -> str | None:
+        """Merge the segments that are due (index/update.py); the new version is served once committed."""
+        version = merge_segments(self.index_dir)
+        if version is not None:
+            self._reopen()
         return version
 
     def submit_uploads(self, uploads: list[Upload], then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
@@ -115,64 +141,67 @@ class LiveIndex:
 
     def submit_removal(self, doc_ids: list[str], then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
         """Queue a removal; unknown documents are refused at once, without waiting behind other writes."""
-        unknown = [d for d in doc_ids if self._current is None or d not in self._current.documents]
+        unknown = [d for d in doc_ids if not self._exists or d not in self.index.documents]
         if unknown:
             raise UnknownDocumentError(unknown)
         return self.writes.submit("remove", list(doc_ids), at_low_priority(lambda: then(self.remove(doc_ids))))
+
+    def add_files(self, paths: list[Path], on_file: Callable[[Path], None] | None = None,
+                  on_embedded: Callable[[int, int], None] | None = None) -> WriteReport:
+        """Parse files where they lie (their path is their source) and add their documents."""
+        return self._add(paths, {str(p): str(p) for p in paths}, on_file, on_embedded)
 
     def add_uploads(self, uploads: list[Upload]) -> WriteReport:
         """Parse uploaded files and add their documents; a re-upload of a file name replaces it.
 
         The files are parsed from a staging folder and moved into the upload folder only after
         the new index version is committed: a failure anywhere leaves index and folder as they were.
-        Runs on the write queue's thread (see `submit_uploads`).
         """
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.upload_dir))
         try:
-            return self._add_staged(uploads, staging)
+            staged: dict[str, str] = {}  # staging path -> final path
+            skipped: list[SkippedFile] = []
+            for upload in uploads:
+                name = safe_upload_name(upload.filename)
+                if Path(name).suffix not in SUPPORTED_SUFFIXES:
+                    skipped.append(SkippedFile(path=upload.filename, reason=(
+                        f"unsupported file type '{Path(name).suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+                    )))
+                    continue
+                path = staging / name
+                path.write_bytes(upload.content)
+                staged[str(path)] = str(self.upload_dir / name)
+            report = self._add([Path(p) for p in staged], staged)
+            report.result.files = len(uploads)
+            report.result.skipped[:0] = skipped
+            for item in report.result.skipped + report.result.duplicates:
+                item.path = Path(staged.get(item.path, item.path)).name
+            if report.version is not None:
+                for source in {d.source_path for d in report.result.documents}:
+                    Path(next(s for s, f in staged.items() if f == source)).replace(source)
+            return report
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _add_staged(self, uploads: list[Upload], staging: Path) -> WriteReport:
-        staged: dict[Path, Path] = {}  # staging path -> final path
-        skipped: list[SkippedFile] = []
-        for upload in uploads:
-            name = safe_upload_name(upload.filename)
-            if Path(name).suffix not in SUPPORTED_SUFFIXES:
-                skipped.append(SkippedFile(path=upload.filename, reason=(
-                    f"unsupported file type '{Path(name).suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}"
-                )))
-                continue
-            path = staging / name
-            path.write_bytes(upload.content)
-            staged[path] = self.upload_dir / name
-        final_sources = {str(p) for p in staged.values()}
-        existing = IndexStore(self.index_dir).load_documents() if IndexStore(self.index_dir).exists() else []
-        kept = [d for d in existing if d.source_path not in final_sources]
+    def _add(self, files: list[Path], source_of: dict[str, str], on_file=None, on_embedded=None) -> WriteReport:
+        """Parse `files`, record each document under `source_of[path]`, and commit (the replacement rule above)."""
+        store = IndexStore(self.index_dir)
+        existing = store.load_documents() if store.exists() else []
+        sources = set(source_of.values())
+        kept = [d for d in existing if d.source_path not in sources]
         kwargs = {} if self._max_file_bytes is None else {"max_bytes": self._max_file_bytes}
-        result = ingest_files(list(staged), known_hashes={d.sha256: d.doc_id for d in kept}, **kwargs)
-        result.files = len(uploads)
-        result.skipped[:0] = skipped
-        to_final = {str(s): str(f) for s, f in staged.items()}
-        for item in result.skipped + result.duplicates:
-            item.path = Path(to_final.get(item.path, item.path)).name
-        result.documents = [d.model_copy(update={"source_path": to_final[d.source_path]}) for d in result.documents]
+        result = ingest_files(files, known_hashes={d.sha256: d.doc_id for d in kept}, on_file=on_file, **kwargs)
+        result.documents = [d.model_copy(update={"source_path": source_of[d.source_path]}) for d in result.documents]
         if not result.documents:
             return WriteReport(version=None, result=result)
-        version = self._commit(
-            add_documents=result.documents,
-            add_clauses=result.clauses,
-            replace_sources={d.source_path for d in result.documents},
-        )
-        for source in {d.source_path for d in result.documents}:
-            staging_path = next(s for s, f in staged.items() if str(f) == source)
-            staging_path.replace(source)
+        version = self._commit(add_documents=result.documents, add_clauses=result.clauses,
+                               replace_sources={d.source_path for d in result.documents}, on_embedded=on_embedded)
         return WriteReport(version=version, result=result)
 
     def remove(self, doc_ids: list[str]) -> WriteReport:
         """Remove documents, and the uploaded files they came from once no document needs them."""
-        unknown = [d for d in doc_ids if d not in self.index.documents]
+        unknown = [d for d in doc_ids if not self._exists or d not in self.index.documents]
         if unknown:
             raise UnknownDocumentError(unknown)
         sources = {self.index.documents[d].source_path for d in doc_ids}

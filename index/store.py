@@ -1,24 +1,23 @@
-"""The on-disk index directory: versioned snapshots with an atomic switch.
+"""The on-disk index directory: versions that list segments, switched atomically.
 
 Layout:
-    <index_dir>/CURRENT                 name of the live version (replaced atomically)
-    <index_dir>/versions/<n>/manifest.json
-    <index_dir>/versions/<n>/documents.jsonl
-    <index_dir>/versions/<n>/clauses.jsonl
-    <index_dir>/versions/<n>/clause_offsets.npy   byte offset of each clause's line (lazy loading)
-    <index_dir>/versions/<n>/clause_keys.json     [[clause id, doc id], ...] in the same order
-    <index_dir>/.write.lock             held by the one process writing (flock)
+    <index_dir>/CURRENT                        name of the live version (replaced atomically)
+    <index_dir>/versions/<n>/manifest.json     the segments of version n, each with the ids of its
+                                               documents deleted since it was written; model and counts
+    <index_dir>/segments/<m>/                  immutable segments (layout in index/segment.py)
+    <index_dir>/pending/                       embeddings of an ingest not committed yet (index/pending.py)
+    <index_dir>/.write.lock                    held by the one process writing (flock)
 
-A write builds a complete new version beside the live one and only then points
-CURRENT at it, so a crash or Ctrl-C in the middle of an ingest leaves the previous
-index fully usable. The manifest lists every file of its version with its size, so a
-version missing a file is recognised as incomplete. Old versions are pruned after a
-successful switch, and only then.
+A write publishes its new segment (written to a staging folder, then renamed), then writes a new
+version listing it, and only then points CURRENT at that version, so a crash or kill -9 anywhere
+leaves the previous version fully usable. Old versions beyond KEEP_VERSIONS are pruned after a
+successful switch, and segments no kept version lists go with them.
 
-A folder that holds versions but whose CURRENT is missing, empty or names a broken
-version is *damaged*, never "no index": every reader and writer refuses it with
-`IndexDamagedError` until `policyqa index repair` points CURRENT at the newest
-complete version. Nothing in such a folder is deleted or overwritten automatically.
+A folder that holds versions but whose CURRENT is missing, empty or names a broken version
+(a listed segment missing or not the size its manifest says) is *damaged*, never "no index":
+every reader and writer refuses it with `IndexDamagedError` until `policyqa index repair` points
+CURRENT at the newest complete version. Nothing in such a folder is deleted or overwritten
+automatically.
 """
 
 from __future__ import annotations
@@ -29,21 +28,18 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
+from index.segment import read_jsonl, segment_problem
+from ingest.schema import Document
 
-from ingest.schema import Clause, Document
-
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KEEP_VERSIONS = 2
 VERSION_NAME = re.compile(r"\d{6}")
-STAGING_PREFIX = "."  # versions/.<n>-xxxx while a commit writes them
+STAGING_PREFIX = "."  # versions/.<n>-xxxx and segments/.<m>-xxxx while a commit writes them
 
 
 class IndexMissingError(Exception):
@@ -67,76 +63,26 @@ class IndexDamagedError(Exception):
         super().__init__(f"the index in {index_dir} is damaged: {problem}; nothing was changed. {advice}")
 
 
+class IndexFormatError(Exception):
+    """An index written by an older policyqa, in a layout this one does not read."""
+
+    def __init__(self, index_dir: Path, found: object) -> None:
+        super().__init__(
+            f"the index in {index_dir} was written by an older policyqa (index format {found}; this one reads "
+            f"format {FORMAT_VERSION}): ingest the documents into a new folder (`policyqa ingest PATH --index-dir NEW`)"
+        )
+
+
 @dataclass
-class Snapshot:
-    documents: list[Document]
-    clauses: Sequence[Clause]
+class Version:
+    """A committed version: its manifest and the segments it lists with their deleted documents."""
+
+    name: str
     manifest: dict
-    folder: Path  # the version directory, for the files an index keeps beside the records
 
-
-def _write_jsonl(path: Path, records) -> list[int]:
-    """Writes one JSON line per record; returns the byte offset where each line starts."""
-    offsets = []
-    with path.open("wb") as f:
-        for record in records:
-            offsets.append(f.tell())
-            f.write(record.model_dump_json().encode("utf-8"))
-            f.write(b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-    return offsets
-
-
-class LazyClauses(Sequence[Clause]):
-    """The clause store, parsed one clause at a time as it is read.
-
-    Opening an index must not parse every clause (a million take ~10 s through pydantic); a
-    search reads a few dozen. Ids and document ids are loaded at once: the index maps need them.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self._path = folder / "clauses.jsonl"
-        # Line i spans ends[i] - starts[i] bytes; os.pread reads it without a shared file position,
-        # so the server's threads can read clauses at the same time.
-        self._starts = np.load(folder / "clause_offsets.npy")
-        self._ends = np.append(self._starts[1:], self._path.stat().st_size)
-        keys = json.loads((folder / "clause_keys.json").read_text(encoding="utf-8"))
-        self.ids = [k[0] for k in keys]
-        self.doc_ids = [k[1] for k in keys]
-        self._file = self._path.open("rb")
-        self._parse = lru_cache(maxsize=50_000)(self._read)
-
-    def _read(self, row: int) -> Clause:
-        start = int(self._starts[row])
-        line = os.pread(self._file.fileno(), int(self._ends[row]) - start, start)
-        return Clause.model_validate_json(line)
-
-    def __len__(self) -> int:
-        return len(self._starts)
-
-    def __getitem__(self, row):
-        if isinstance(row, slice):
-            return [self._parse(i) for i in range(*row.indices(len(self)))]
-        if row < 0:
-            row += len(self)
-        if not 0 <= row < len(self):
-            raise IndexError(row)
-        return self._parse(row)
-
-    def __iter__(self) -> Iterator[Clause]:
-        with self._path.open("rb") as f:
-            for line in f:
-                yield Clause.model_validate_json(line)
-
-
-def _read_jsonl(path: Path, model):
-    with path.open(encoding="utf-8") as f:
-        return [model.model_validate_json(line) for line in f if line.strip()]
-
-
-def _file_sizes(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+    @property
+    def segments(self) -> list[tuple[str, set[str]]]:
+        return [(s["name"], set(s["deleted"])) for s in self.manifest["segments"]]
 
 
 def read_manifest(folder: Path) -> dict:
@@ -159,19 +105,18 @@ def _short(path: Path) -> str:
 
 
 def version_problem(folder: Path) -> str | None:
-    """Why a version folder is not a complete version, or None when it is."""
+    """Why a version folder is not a complete version, or None when it is (an older format is complete)."""
     try:
         manifest = read_manifest(folder)
     except ValueError as exc:
         return str(exc)
-    # Versions written before the manifest listed its files: check the two record files at least.
-    expected = manifest.get("files") or {"documents.jsonl": None, "clauses.jsonl": None}
-    for name, size in expected.items():
-        path = folder / name
-        if not path.is_file():
-            return f"{_short(path)} is missing"
-        if size is not None and path.stat().st_size != size:
-            return f"{_short(path)} has {path.stat().st_size:,} bytes, the manifest says {size:,}"
+    if manifest.get("format_version") != FORMAT_VERSION:
+        return None
+    segments = folder.parent.parent / "segments"
+    for entry in manifest.get("segments", []):
+        problem = segment_problem(segments / str(entry.get("name")))
+        if problem:
+            return problem
     return None
 
 
@@ -179,12 +124,11 @@ class IndexStore:
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = Path(index_dir)
         self.versions_dir = self.index_dir / "versions"
+        self.segments_dir = self.index_dir / "segments"
 
     def version_names(self) -> list[str]:
         """Every version folder, oldest first (complete or not)."""
-        if not self.versions_dir.is_dir():
-            return []
-        return sorted(p.name for p in self.versions_dir.iterdir() if p.is_dir() and VERSION_NAME.fullmatch(p.name))
+        return _names(self.versions_dir)
 
     def newest_complete_version(self) -> str | None:
         return next((v for v in reversed(self.version_names()) if version_problem(self.versions_dir / v) is None), None)
@@ -192,7 +136,8 @@ class IndexStore:
     def current_version(self) -> str | None:
         """The live version; None when no index was ever committed here.
 
-        Raises `IndexDamagedError` when versions exist but CURRENT does not name a complete one.
+        Raises `IndexDamagedError` when versions exist but CURRENT does not name a complete one, and
+        `IndexFormatError` when it names a version an older policyqa wrote.
         """
         try:
             name = (self.index_dir / "CURRENT").read_text(encoding="utf-8").strip()
@@ -209,6 +154,9 @@ class IndexStore:
         problem = version_problem(self.versions_dir / name)
         if problem:
             raise self._damaged(f"version {name} is incomplete: {problem}")
+        found = read_manifest(self.versions_dir / name).get("format_version")
+        if found != FORMAT_VERSION:
+            raise IndexFormatError(self.index_dir, found)
         return name
 
     def _damaged(self, problem: str) -> IndexDamagedError:
@@ -229,95 +177,93 @@ class IndexStore:
         version = self.newest_complete_version()
         if version is None:
             raise IndexDamagedError(self.index_dir, "no version in versions/ is complete")
-        with self.writing():
+        with self.writing(clean=False):
             self._point_current_at(version)
         return version
 
     @contextmanager
-    def writing(self):
+    def writing(self, clean: bool = True):
         """Hold the folder's write lock: one writer at a time, across processes.
 
-        Under the lock no commit is under way, so the staging folders of a killed one can go.
+        Under the lock no commit is under way, so the staging folders of a killed one can go, and so
+        can segments that a killed commit published but no version lists (`clean`, never on a
+        damaged folder: what no version lists may be what a repair needs).
         """
         self.index_dir.mkdir(parents=True, exist_ok=True)
         with (self.index_dir / ".write.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                if self.versions_dir.is_dir():
-                    for stale in self.versions_dir.glob(f"{STAGING_PREFIX}*"):
+                for folder in (self.versions_dir, self.segments_dir):
+                    for stale in folder.glob(f"{STAGING_PREFIX}*") if folder.is_dir() else []:
                         shutil.rmtree(stale, ignore_errors=True)
+                if clean and self.exists():
+                    self._remove_unlisted_segments()
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _current_folder(self) -> Path:
-        version = self.current_version()
-        if version is None:
+    def live(self) -> Version:
+        """The live version (raises `IndexMissingError` when there is none)."""
+        name = self.current_version()
+        if name is None:
             raise IndexMissingError(self.index_dir)
-        return self.versions_dir / version
+        with self.reading(name):
+            return Version(name, read_manifest(self.versions_dir / name))
+
+    def segment_folder(self, name: str) -> Path:
+        return self.segments_dir / name
 
     def load_documents(self) -> list[Document]:
-        """The live documents alone, without reading the (much larger) clause store."""
-        folder = self._current_folder()
-        with self.reading(folder):
-            return _read_jsonl(folder / "documents.jsonl", Document)
-
-    def load(self, lazy: bool = False) -> Snapshot:
-        """The live version; `lazy` leaves the clauses unparsed until read (what a server wants)."""
-        folder = self._current_folder()
-        lazy = lazy and (folder / "clause_offsets.npy").is_file()  # versions written before lazy loading
-        with self.reading(folder):
-            return Snapshot(
-                documents=_read_jsonl(folder / "documents.jsonl", Document),
-                clauses=LazyClauses(folder) if lazy else _read_jsonl(folder / "clauses.jsonl", Clause),
-                manifest=read_manifest(folder),
-                folder=folder,
-            )
+        """The live documents alone, without reading the (much larger) clause stores."""
+        version = self.live()
+        with self.reading(version.name):
+            return [d for name, deleted in version.segments
+                    for d in read_jsonl(self.segments_dir / name / "documents.jsonl", Document) if d.doc_id not in deleted]
 
     @contextmanager
-    def reading(self, folder: Path):
+    def reading(self, version: str):
         """Turn a file of a version that cannot be read into an `IndexDamagedError` naming the version."""
         try:
             yield
-        except IndexDamagedError:
+        except (IndexDamagedError, IndexFormatError):
             raise
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:  # faiss raises RuntimeError
-            raise self._damaged(f"version {folder.name} cannot be read: {str(exc).splitlines()[0][:200]}") from None
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:  # faiss raises RuntimeError
+            raise self._damaged(f"version {version} cannot be read: {str(exc).splitlines()[0][:200]}") from None
 
-    def commit(
-        self,
-        documents: list[Document],
-        clauses: list[Clause],
-        write_extra: Callable[[Path], dict] | None = None,
-    ) -> str:
-        """Write a complete new version, then switch CURRENT to it atomically.
+    @contextmanager
+    def new_segment(self):
+        """(staging folder, name): write a segment into the folder; it is published under the name when the block ends."""
+        self.segments_dir.mkdir(parents=True, exist_ok=True)
+        names = _names(self.segments_dir)
+        number = int(names[-1]) + 1 if names else 1
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{number:06d}-", dir=self.segments_dir))
+        try:
+            yield staging, f"{number:06d}"
+            os.replace(staging, self.segments_dir / f"{number:06d}")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
-        `write_extra(folder)` writes further files (vectors, indexes) into the new version and
-        returns what the manifest should say about them.
-        """
+    def commit(self, segments: list[tuple[str, set[str]]], fields: dict) -> str:
+        """Write a version listing `segments` (name, deleted doc ids), then switch CURRENT to it atomically."""
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         previous = self.current_version()  # raises on a damaged folder: never build over it
-        number = int(previous) + 1 if previous and previous.isdigit() else 1
-        while (self.versions_dir / f"{number:06d}").exists():
-            number += 1
-        name = f"{number:06d}"
+        names = self.version_names()
+        name = f"{int(names[-1]) + 1 if names else 1:06d}"
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{name}-", dir=self.versions_dir))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "version": name,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            **fields,
+            "segments": [{"name": seg, "deleted": sorted(deleted)} for seg, deleted in segments],
+        }
         try:
-            _write_jsonl(staging / "documents.jsonl", documents)
-            np.save(staging / "clause_offsets.npy", np.array(_write_jsonl(staging / "clauses.jsonl", clauses), dtype=np.int64))
-            keys = [[c.id, c.doc_id] for c in clauses]
-            (staging / "clause_keys.json").write_text(json.dumps(keys, ensure_ascii=False), encoding="utf-8")
-            extra = write_extra(staging) if write_extra else {}
-            manifest = {
-                "format_version": FORMAT_VERSION,
-                "version": name,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "documents": len(documents),
-                "clauses": len(clauses),
-                **extra,
-                "files": _file_sizes(staging),
-            }
-            (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+            path = staging / "manifest.json"
+            with path.open("w", encoding="utf-8") as f:
+                f.write(json.dumps(manifest, ensure_ascii=False, indent=2))
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(staging, self.versions_dir / name)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -338,3 +284,21 @@ class IndexStore:
         for name in self.version_names()[:-KEEP_VERSIONS]:
             if name not in keep:
                 shutil.rmtree(self.versions_dir / name, ignore_errors=True)
+        self._remove_unlisted_segments()
+
+    def _remove_unlisted_segments(self) -> None:
+        listed: set[str] = set()
+        for version in self.version_names():
+            try:
+                listed |= {s["name"] for s in read_manifest(self.versions_dir / version).get("segments", [])}
+            except ValueError:
+                return  # a version we cannot read may list anything: keep every segment
+        for name in _names(self.segments_dir):
+            if name not in listed:
+                shutil.rmtree(self.segments_dir / name, ignore_errors=True)
+
+
+def _names(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and VERSION_NAME.fullmatch(p.name))

@@ -13,10 +13,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError, update_index
-from index.store import IndexDamagedError, IndexMissingError, IndexStore
+from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError
+from index.store import IndexDamagedError, IndexFormatError, IndexMissingError, IndexStore
+from index.live import LiveIndex, UnknownDocumentError
 from ingest.errors import IngestError
-from ingest.pipeline import find_files, ingest_files, parse_file
+from ingest.pipeline import find_files, parse_file
 from policyqa.settings import get_settings, load_encoder
 
 app = typer.Typer(help="Search Chinese education-policy documents clause by clause.", no_args_is_help=True)
@@ -57,51 +58,40 @@ def ingest(
     _ingest(settings, index_dir or settings.index_dir, paths)
 
 
+def _writer(settings, index_dir: Path, encoder=None) -> LiveIndex:
+    """The write path the server uses too (index/live.py), run here in the foreground, merging at once."""
+    return LiveIndex(index_dir, encoder or load_encoder(settings), upload_dir=settings.upload_dir,
+                     with_context=settings.embedding_context, max_file_bytes=settings.max_file_bytes,
+                     background_merges=False)
+
+
 def _ingest(settings, index_dir: Path, paths: list[Path], encoder=None) -> None:
-    store = IndexStore(index_dir)
     files = list(find_files(paths))
     if not files:
         err.print(f"[red]no supported files found in {', '.join(map(str, paths))}[/red]")
         raise typer.Exit(1)
-    sources = {str(p) for p in files}
-    existing = store.load_documents() if store.exists() else []
-    kept = [d for d in existing if d.source_path not in sources]
-
+    writer = _writer(settings, index_dir, encoder)
     with _progress(len(files) < 20) as progress:
         task = progress.add_task("parse", total=len(files))
-        result = ingest_files(
-            files,
-            known_hashes={d.sha256: d.doc_id for d in kept},
-            on_file=lambda p: progress.update(task, advance=1, description=f"parse {p.name[:30]}"),
-            max_bytes=settings.max_file_bytes,
-        )
-        encoder = encoder or load_encoder(settings)
         embed = progress.add_task("embed (characters)", total=None)
-        version = update_index(
-            index_dir,
-            encoder,
-            result.documents,
-            result.clauses,
-            replace_sources=sources,
-            with_context=settings.embedding_context,
+        report = writer.add_files(
+            files,
+            on_file=lambda p: progress.update(task, advance=1, description=f"parse {p.name[:30]}"),
             on_embedded=lambda n, total: progress.update(embed, advance=n, total=total),
         )
-    _print_summary(result, store.index_dir, version)
+    _print_summary(report.result, index_dir, report.version)
 
 
 @app.command()
 def remove(doc_ids: Annotated[list[str], typer.Argument(help="document ids to remove")], index_dir: IndexDirOption = None) -> None:
     """Remove documents from the index (other documents keep their embeddings)."""
     settings = get_settings()
-    index_dir = index_dir or settings.index_dir
-    known = {d.doc_id for d in IndexStore(index_dir).load_documents()}
-    unknown = [d for d in doc_ids if d not in known]
-    if unknown:
-        err.print(f"[red]no such document: {', '.join(unknown)}[/red]")
-        raise typer.Exit(1)
-    version = update_index(index_dir, load_encoder(settings), [], [], remove_doc_ids=set(doc_ids),
-                           with_context=settings.embedding_context)
-    err.print(f"removed {len(doc_ids)} document(s); index version {version}")
+    try:
+        report = _writer(settings, index_dir or settings.index_dir).remove(doc_ids)
+    except UnknownDocumentError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from exc
+    err.print(f"removed {len(doc_ids)} document(s); index version {report.version}")
 
 
 @app.command()
@@ -313,8 +303,8 @@ def _progress(disable: bool) -> Progress:
     )
 
 
-def _print_summary(result, index_dir: Path, version: str) -> None:
-    err.print(f"[bold]ingest summary[/bold]: index {index_dir}, version {version}")
+def _print_summary(result, index_dir: Path, version: str | None) -> None:
+    err.print(f"[bold]ingest summary[/bold]: index {index_dir}, " + (f"version {version}" if version else "unchanged"))
     table = Table(show_header=False)
     table.add_row("files", str(result.files))
     table.add_row("documents added", str(len(result.documents)))
@@ -338,6 +328,6 @@ def main() -> None:
             name = "POLICYQA_" + "_".join(str(part) for part in error["loc"]).upper()
             err.print(f"[red]invalid setting {name}={error.get('input')!r}: {error['msg']}[/red]")
         raise SystemExit(2) from None
-    except (IndexMissingError, IndexDamagedError, ModelMismatchError) as exc:  # any command: one line, no traceback
+    except (IndexMissingError, IndexDamagedError, IndexFormatError, ModelMismatchError) as exc:  # any command: one line, no traceback
         err.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise SystemExit(2) from None

@@ -40,7 +40,7 @@ def encoder():
 
 @pytest.fixture(scope="session")
 def demo_index_dir(tmp_path_factory, encoder):
-    from index.clause_index import update_index
+    from index.update import update_index
     from ingest.pipeline import find_files, ingest_files
 
     index_dir = tmp_path_factory.mktemp("demo-index")

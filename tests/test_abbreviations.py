@@ -22,7 +22,8 @@ def staff_index(tmp_path_factory, encoder):
     """Laws that write out 双减 and 义务教育 next to 爱国主义教育法, the demo's D级危房 next to generic 危房改造."""
     if not LAWS.is_dir():
         pytest.skip(f"laws corpus not found at {LAWS}")
-    from index.clause_index import ClauseIndex, update_index
+    from index.clause_index import ClauseIndex
+    from index.update import update_index
     from ingest.pipeline import ingest_files
 
     files = [

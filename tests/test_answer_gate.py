@@ -24,7 +24,8 @@ QUERIES = load_queries(REPO / "eval" / "sets" / "answers.jsonl")
 def answer_index(tmp_path_factory, encoder):
     if not LAWS.is_dir():
         pytest.skip(f"laws corpus not found at {LAWS}")
-    from index.clause_index import ClauseIndex, update_index
+    from index.clause_index import ClauseIndex
+    from index.update import update_index
     from ingest.pipeline import find_files, ingest_files
 
     others = sorted({SHARED_CORPUS / q.source for q in QUERIES if q.source and q.source.startswith("laws/other/")})

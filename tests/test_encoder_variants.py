@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from index.clause_index import ClauseIndex, update_index
+from index.clause_index import ClauseIndex
 from index.onnx_export import int8_file, quantisation_target
+from index.update import update_index
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings, load_encoder
 from tests.conftest import DEMO, REPO

@@ -22,7 +22,8 @@ FLOORS = json.loads((REPO / "eval" / "floors.json").read_text(encoding="utf-8"))
 def eval_index(tmp_path_factory, encoder):
     if not LAWS.is_dir():
         pytest.skip(f"laws corpus not found at {LAWS}")
-    from index.clause_index import ClauseIndex, update_index
+    from index.clause_index import ClauseIndex
+    from index.update import update_index
     from ingest.pipeline import find_files, ingest_files
 
     index_dir = tmp_path_factory.mktemp("eval-index")

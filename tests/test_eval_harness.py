@@ -71,9 +71,9 @@ def test_a_typo_in_a_label_stops_the_eval_with_the_query_named(demo_index_dir, t
 
 
 def test_eval_against_a_running_server(live_server):
+    from eval.answers import http_chat
     from eval.dataset import load_queries
     from eval.harness import evaluate_set
-    from eval.answers import http_chat
     from eval.runner import http_searcher
 
     queries = load_queries(REPO / "eval" / "sets" / "demo.jsonl")

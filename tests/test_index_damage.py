@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from index.clause_index import update_index
 from index.store import IndexDamagedError, IndexStore
+from index.update import update_index
 from ingest.pipeline import ingest_files
 from tests.conftest import REPO, SEEDS
 
@@ -77,26 +77,33 @@ def test_repair_points_current_at_the_newest_complete_version(two_versions, tmp_
     assert f"version {newest}" in repair.stderr
     assert store.current_version() == newest and len(store.version_names()) == 2  # nothing deleted
 
-    # The newest version loses a file: repair falls back to the one before, which has seed 002 again.
-    (two_versions / "versions" / newest / "dense.faiss").unlink()
+    # The newest version's manifest is cut short: repair falls back to the one before, which has seed 002 again.
+    (two_versions / "versions" / newest / "manifest.json").write_text('{"format_version": 2, "segm')
     check = _policyqa("index", "check", "--index-dir", str(two_versions), cwd=tmp_path)
-    _assert_one_line_error(check, f"versions/{newest}/dense.faiss is missing")
+    _assert_one_line_error(check, f"versions/{newest}/manifest.json cannot be read")
     assert _policyqa("index", "repair", "--index-dir", str(two_versions), cwd=tmp_path).returncode == 0
     search = _policyqa("search", "班额标准", "-k", "1", "--json", "--index-dir", str(two_versions), cwd=tmp_path)
     assert search.returncode == 0, search.stderr
     assert "小学班额不超过45人" in json.loads(search.stdout)[0]["clause"]["text"]
 
 
-@pytest.mark.parametrize("damage, named", [
-    (lambda v: (v / "dense.faiss").unlink(), "dense.faiss is missing"),
-    (lambda v: (v / "manifest.json").write_text("{not json"), "manifest.json cannot be read"),
-    (lambda v: (v / "lexical").rename(v / "lexical.gone"), "is missing"),
+# A version's own manifest can be repaired to the version before; a segment both versions share cannot.
+REPAIR, RESTORE = "policyqa index repair", "restore the folder from a backup"
+
+
+@pytest.mark.parametrize("damage, named, advice", [
+    (lambda version, segment: (segment / "dense.faiss").unlink(), "dense.faiss is missing", RESTORE),
+    (lambda version, segment: (version / "manifest.json").write_text("{not json"), "manifest.json cannot be read", REPAIR),
+    (lambda version, segment: (segment / "lexical").rename(segment / "lexical.gone"), "is missing", RESTORE),
+    (lambda version, segment: (segment / "clauses.jsonl").write_bytes(b"{}"), "clauses.jsonl has 2 bytes", RESTORE),
 ])
 def test_a_damaged_version_gives_one_line_naming_the_file_and_serve_never_claims_to_serve(
-        two_versions, tmp_path, damage, named):
-    damage(two_versions / "versions" / IndexStore(two_versions).current_version())
+        two_versions, tmp_path, damage, named, advice):
+    store = IndexStore(two_versions)
+    segment = store.live().segments[0][0]
+    damage(two_versions / "versions" / store.current_version(), store.segment_folder(segment))
     serve = _policyqa("serve", "--index-dir", str(two_versions), "--port", "1", cwd=tmp_path)
-    _assert_one_line_error(serve, named, "policyqa index repair")
+    _assert_one_line_error(serve, named, advice)
     assert len(serve.stderr.strip().splitlines()) <= 3 and "serving on" not in serve.stderr
 
 

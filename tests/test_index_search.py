@@ -12,11 +12,12 @@ import time
 import numpy as np
 import pytest
 
-from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError, update_index
+from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError
 from index.collapse import collapse_duplicates
 from index.fusion import rrf, weighted_sum
 from index.store import IndexStore
 from index.tokenize import chinese_to_int, expand_query, tokenize
+from index.update import update_index
 from tests.conftest import DEMO, LAWS, REPO
 
 CLASS_SIZE = "小学班额不超过45人、初中班额不超过50人"
@@ -93,7 +94,7 @@ def test_remove_and_add_reuse_embeddings(demo_index_dir, encoder, tmp_path):
     index_dir = tmp_path / "idx"
     shutil.copytree(demo_index_dir, index_dir)
     update_index(index_dir, encoder, [], [], remove_doc_ids={"001_44f39c8b7c3ae9c1"})
-    manifest = IndexStore(index_dir).load().manifest
+    manifest = IndexStore(index_dir).live().manifest
     assert manifest["embedded_now"] == 0
     assert manifest["model_id"] == encoder.model_id and manifest["dimensions"] == 384
     assert manifest["versions"]["faiss-cpu"] == "1.15.1"
@@ -196,25 +197,27 @@ def test_an_everyday_question_reaches_the_clause_in_legal_words(planning_laws_in
 def test_the_approximate_dense_index_agrees_with_exact_search_and_honours_filters(demo_index_dir, encoder):
     from index.dense import DenseIndex
 
-    vectors = np.load(IndexStore(demo_index_dir).load().folder / "embeddings.npy")
+    vectors = np.concatenate([s.vectors() for s in ClauseIndex.open(demo_index_dir, encoder).segments])
     exact, ivf = DenseIndex.build(vectors, approximate=False), DenseIndex.build(vectors, approximate=True)
     assert (exact.kind, ivf.kind) == ("exact", "ivf")
     query = encoder.encode_queries(["班额标准"])[0]
     assert ivf.search(query, 1)[0][0] == exact.search(query, 1)[0][0]
-    allowed = np.arange(100, 120)
-    rows, _ = ivf.search(query, 10, allowed)
-    assert len(rows) == 10 and set(rows) <= set(allowed)
+    allowed = np.zeros(len(vectors), dtype=bool)
+    allowed[100:120] = True
+    rows, _ = ivf.search(query, 10, allowed, every_list=True)
+    assert len(rows) == 10 and set(rows) <= set(range(100, 120))
     assert list(rows) == list(exact.search(query, 10, allowed)[0])
 
 
 def test_an_opened_index_reads_its_clauses_lazily_and_the_same_as_the_store(demo_index_dir, encoder):
     from concurrent.futures import ThreadPoolExecutor
 
-    from index.store import LazyClauses
+    from index.segment import read_jsonl
+    from ingest.schema import Clause
 
     index = ClauseIndex.open(demo_index_dir, encoder)
-    eager = IndexStore(demo_index_dir).load().clauses
-    assert isinstance(index.clauses, LazyClauses) and len(index.clauses) == len(eager)
+    eager = [c for s in index.segments for c in read_jsonl(s.folder / "clauses.jsonl", Clause)]
+    assert len(index.clauses) == len(eager)
     assert list(index.clauses) == eager
     assert index.clauses[-1] == eager[-1] and index.clauses[3:6] == eager[3:6]
     # The server's threads read clauses at the same time.

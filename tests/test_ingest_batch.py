@@ -9,8 +9,10 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from index import store as store_module
+from index import segment as segment_module
+from index.clause_index import ClauseIndex
 from index.store import IndexMissingError, IndexStore
+from index.update import update_index
 from ingest.errors import EmptyDocumentError
 from ingest.pipeline import find_files, ingest_files, parse_file
 from policyqa.cli import app
@@ -76,35 +78,35 @@ def test_same_file_name_in_two_folders_gets_two_ids(tmp_path):
     assert all(c.id.startswith(c.doc_id + "#") for c in result.clauses)
 
 
-def test_store_round_trip_and_missing_index_message(tmp_path):
+def test_store_round_trip_and_missing_index_message(tmp_path, encoder):
     store = IndexStore(tmp_path / "idx")
     with pytest.raises(IndexMissingError, match="policyqa ingest"):
-        store.load()
+        store.live()
     parsed = parse_file(SEEDS["002"])
-    store.commit(parsed.documents, parsed.clauses)
-    snapshot = store.load()
-    assert snapshot.clauses == parsed.clauses and snapshot.documents == parsed.documents
-    assert snapshot.manifest["clauses"] == len(parsed.clauses)
+    update_index(store.index_dir, encoder, parsed.documents, parsed.clauses)
+    index = ClauseIndex.open(store.index_dir, encoder)
+    assert list(index.clauses) == parsed.clauses and list(index.documents.values()) == parsed.documents
+    assert store.live().manifest["clauses"] == len(parsed.clauses)
 
 
-def test_crash_during_write_leaves_previous_index_usable(tmp_path, monkeypatch):
+def test_crash_during_write_leaves_previous_index_usable(tmp_path, monkeypatch, encoder):
     store = IndexStore(tmp_path / "idx")
     first = parse_file(SEEDS["002"])
-    store.commit(first.documents, first.clauses)
+    update_index(store.index_dir, encoder, first.documents, first.clauses)
     second = parse_file(SEEDS["001"])
-    real_write = store_module._write_jsonl
+    real_write = segment_module._write_lines
 
-    def crash_on_clauses(path, records):
+    def crash_on_clauses(path, lines):
         if path.name == "clauses.jsonl":
             raise KeyboardInterrupt  # Ctrl-C halfway through the write
-        real_write(path, records)
+        return real_write(path, lines)
 
-    monkeypatch.setattr(store_module, "_write_jsonl", crash_on_clauses)
+    monkeypatch.setattr(segment_module, "_write_lines", crash_on_clauses)
     with pytest.raises(KeyboardInterrupt):
-        store.commit(first.documents + second.documents, first.clauses + second.clauses)
-    snapshot = IndexStore(tmp_path / "idx").load()
-    assert [d.doc_id for d in snapshot.documents] == ["002_d6057a83cdbdb456"]
-    assert not any(p.name.startswith(".") for p in store.versions_dir.iterdir())
+        update_index(store.index_dir, encoder, second.documents, second.clauses)
+    assert [d.doc_id for d in store.load_documents()] == ["002_d6057a83cdbdb456"]
+    assert ClauseIndex.open(store.index_dir, encoder).search("班额", k=1)[0].clause.doc_id == "002_d6057a83cdbdb456"
+    assert not any(p.name.startswith(".") for p in (*store.versions_dir.iterdir(), *store.segments_dir.iterdir()))
 
 
 def test_cli_parse_prints_json_lines():
@@ -131,12 +133,12 @@ def test_cli_ingest_then_reingest_replaces_not_duplicates(tmp_path):
     first = runner.invoke(app, ["ingest", str(DEMO), "--index-dir", str(index_dir)])
     assert first.exit_code == 0, first.output
     assert "clauses added" in first.stderr
-    count = len(IndexStore(index_dir).load().clauses)
+    count = IndexStore(index_dir).live().manifest["clauses"]
     second = runner.invoke(app, ["ingest", str(DEMO), "--index-dir", str(index_dir)])
     assert second.exit_code == 0
-    snapshot = IndexStore(index_dir).load()
-    assert len(snapshot.clauses) == count
-    assert len({d.doc_id for d in snapshot.documents}) == len(snapshot.documents)
+    assert IndexStore(index_dir).live().manifest["clauses"] == count
+    documents = IndexStore(index_dir).load_documents()
+    assert len({d.doc_id for d in documents}) == len(documents)
 
 
 def test_cli_ingest_with_no_documents_says_so(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from index.clause_index import update_index
+from index.update import update_index
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings
 from tests.conftest import DEMO, REPO, SHARED_CORPUS

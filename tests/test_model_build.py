@@ -6,9 +6,8 @@ import sys
 import unicodedata
 from pathlib import Path
 
-import pytest
-
 import numpy as np
+import pytest
 
 from index.model_build import MARKER_FILE, ModelBuildError, build_default_model, default_source
 

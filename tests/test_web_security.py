@@ -16,7 +16,6 @@ import pytest
 from tests.test_security import CLASS_SIZE_DOC, NEW_DOC, NEW_NAME, NEW_TITLE
 from tests.test_web_page import CHROMIUM, CHROMIUM_ARGS
 
-
 # The attacks of the issue, run by the attacker's page; each reports what the page could see.
 ATTACK = """async ({target, name, text, docId}) => {
   const attempt = (url, init) => fetch(url, init).then(response => response.type, error => error.name);
