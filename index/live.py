@@ -123,8 +123,8 @@ class LiveIndex:
         version = update_index(self.index_dir, self._encoder, with_context=self._with_context, on_embedded=on_embedded,
                                merge=not self._background_merges, **changes)
         self._reopen()
-        if self._background_merges:
-            self.writes.submit("merge", [], at_low_priority(self.merge))
+        if self._background_merges and not any(j.kind == "merge" and j.state == "queued" for j in self.writes.jobs()):
+            self.writes.submit("merge", [], at_low_priority(self.merge), limited=False)
         return version
 
     def merge(self) -> str | None:

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 KEEP_FINISHED = 200
@@ -31,7 +31,7 @@ class WriteQueueFull(Exception):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -57,11 +57,15 @@ class WriteQueue:
         self._ids = itertools.count(1)
         self._stamp = _now().strftime("%Y%m%d%H%M%S")
 
-    def submit(self, kind: str, subject: list[str], work: Callable[[], Any]) -> Job:
-        """Queue `work`; its return value becomes the job's result, its exception the job's error."""
+    def submit(self, kind: str, subject: list[str], work: Callable[[], Any], limited: bool = True) -> Job:
+        """Queue `work`; its return value becomes the job's result, its exception the job's error.
+
+        `limited`: refused past `max_queued` waiting jobs (what clients ask for; the server's own
+        follow-up jobs, such as merges, are not refused).
+        """
         with self._lock:
             waiting = sum(j.state == "queued" for j in self._jobs.values())
-            if waiting >= self.max_queued:
+            if limited and waiting >= self.max_queued:
                 raise WriteQueueFull(waiting)
             job = Job(id=f"{self._stamp}-{next(self._ids):04d}", kind=kind, subject=subject)
             self._jobs[job.id] = job

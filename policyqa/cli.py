@@ -14,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError
-from index.store import IndexDamagedError, IndexFormatError, IndexMissingError, IndexStore
 from index.live import LiveIndex, UnknownDocumentError
+from index.store import IndexDamagedError, IndexFormatError, IndexMissingError, IndexStore
 from ingest.errors import IngestError
 from ingest.pipeline import find_files, parse_file
 from policyqa.settings import get_settings, load_encoder

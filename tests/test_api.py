@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.conftest import LAWS, SEEDS
+from tests.conftest import LAWS
 
 CLASS_SIZE_ID = "002_d6057a83cdbdb456#二.(三).2~2"
 

@@ -18,7 +18,7 @@ from index.fusion import rrf, weighted_sum
 from index.store import IndexStore
 from index.tokenize import chinese_to_int, expand_query, tokenize
 from index.update import update_index
-from tests.conftest import DEMO, LAWS, REPO
+from tests.conftest import LAWS, REPO
 
 CLASS_SIZE = "小学班额不超过45人、初中班额不超过50人"
 
