@@ -1,6 +1,6 @@
 """The FastAPI app: the search API, the OpenAI-compatible chat endpoint and the staff page.
 
-A thin layer over `index.live.LiveIndex`; `policyqa serve` runs it with uvicorn.
+A thin layer over `writes.service.LiveIndex`; `policyqa serve` runs it with uvicorn.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from api.methods import AllowedMethods
 from api.openai_errors import OpenAIErrorBody
 from api.schemas import ErrorBody
 from api.security import install_security
-from index.encoder import Encoder
-from index.live import LiveIndex
-from policyqa.settings import Settings, load_encoder
+from embedding.encoder import Encoder, load_encoder
+from policyqa.settings import Settings
+from writes.service import LiveIndex
 
 STATIC = resources.files("api") / "static"
 BAD_REQUEST = ("malformed request: a Host header this server does not answer to (`bad_host`, see "
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         encoder,
         upload_dir=settings.upload_dir,
         with_context=settings.embedding_context,
-        max_file_bytes=settings.max_upload_bytes,
+        max_file_bytes=settings.max_file_bytes,
         max_queued_writes=settings.max_queued_writes,
     )
     app.state.live.warm_up()

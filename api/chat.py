@@ -1,6 +1,6 @@
 """OpenAI-compatible chat: `POST /v1/chat/completions` (plain or streamed) and `GET /v1/models`.
 
-A thin layer over `index.answer` (and `index.llm_answer` when an LLM is configured): it reads
+A thin layer over `answer.extractive` (and `answer.llm` when an LLM is configured): it reads
 the OpenAI request shape, and returns the answer as a `chat.completion` or as
 `chat.completion.chunk` server-sent events, with the cited clauses in an extra `sources` field.
 Requests are checked as OpenAI checks them and errors take OpenAI's shape, so OpenAI clients
@@ -20,14 +20,14 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from answer.extractive import Answer, Message, Source, compose_answer
+from answer.llm import LLMEndpoint, llm_answer
 from api.deps import live_index, settings
 from api.errors import ApiError
 from api.openai_errors import OpenAIErrorBody, OpenAIRoute
-from index.answer import Answer, Message, Source, compose_answer
 from index.clause_index import QueryError
-from index.live import LiveIndex
-from index.llm_answer import llm_answer
 from policyqa.settings import Settings
+from writes.service import LiveIndex
 
 MODEL_ID = "policyqa"
 STREAM_PIECE_CHARS = 16  # content deltas: a line, or this many characters of a longer one
@@ -175,7 +175,8 @@ def chat_completions(
     messages = [Message(role=m.role, content=m.text()) for m in request.messages]
     try:
         if config.llm_base_url and config.llm_model:
-            answer = llm_answer(live.index, messages, config)
+            endpoint = LLMEndpoint(config.llm_base_url, config.llm_model, config.llm_api_key, config.llm_timeout_s)
+            answer = llm_answer(live.index, messages, endpoint)
         else:
             answer = compose_answer(live.index, messages)
     except QueryError as exc:

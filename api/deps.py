@@ -6,8 +6,8 @@ from fastapi import Header, Request
 
 from api.errors import ApiError
 from api.limits import UNAUTHORIZED, has_api_key
-from index.live import LiveIndex
 from policyqa.settings import Settings
+from writes.service import LiveIndex
 
 
 # `async`: FastAPI runs a plain `def` dependency on a worker thread, a thread hop per request for a lookup.

@@ -29,10 +29,10 @@ from api.schemas import (
     clause_view,
 )
 from index.clause_index import ClauseIndex, document_info
-from index.live import LiveIndex, Upload, WriteReport
-from index.write_queue import Job
 from ingest.schema import Document
 from policyqa.settings import Settings
+from writes.jobs import Job
+from writes.service import LiveIndex, Upload, WriteReport
 
 router = APIRouter(tags=["documents"])
 MAX_FILES_PER_UPLOAD = 50
@@ -103,7 +103,7 @@ async def upload_documents(
 ) -> UploadResponse:
     """Add documents to the index without a restart; a file name uploaded again replaces its document.
 
-    Limits: at most 50 files per request, each at most `POLICYQA_MAX_UPLOAD_BYTES` (10 MiB by default).
+    Limits: at most 50 files per request, each at most `POLICYQA_MAX_FILE_BYTES` (10 MiB by default).
     When no file yields a document (wrong type, unreadable, empty) the answer is 422 and the index is
     unchanged; otherwise the files that could not be used are listed under `skipped`.
     """
@@ -111,10 +111,10 @@ async def upload_documents(
         raise ApiError(413, "too_many_files", f"{len(files)} files in one upload; the limit is {MAX_FILES_PER_UPLOAD}")
     uploads = []
     for file in files:
-        content = await file.read(config.max_upload_bytes + 1)
-        if len(content) > config.max_upload_bytes:
+        content = await file.read(config.max_file_bytes + 1)
+        if len(content) > config.max_file_bytes:
             raise ApiError(413, "file_too_large", f"{file.filename or 'a file'} is larger than the upload limit of "
-                           f"{config.max_upload_bytes:,} bytes (POLICYQA_MAX_UPLOAD_BYTES); nothing was added")
+                           f"{config.max_file_bytes:,} bytes (POLICYQA_MAX_FILE_BYTES); nothing was added")
         uploads.append(Upload(filename=file.filename or "upload", content=content))
     job = live.submit_uploads(uploads, then=lambda report: _upload_response(live, report))
     return await _finish(job, wait, config.write_wait_seconds)

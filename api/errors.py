@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index.clause_index import ModelMismatchError, QueryError
-from index.live import UnknownDocumentError
-from index.store import IndexDamagedError, IndexFormatError, IndexMissingError
-from index.write_queue import WriteQueueFull
+from storage.store import IndexDamagedError, IndexFormatError, IndexMissingError
+from writes.jobs import WriteQueueFull
+from writes.service import UnknownDocumentError
 
 
 class ApiError(Exception):

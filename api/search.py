@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import live_index
 from api.errors import ApiError
 from api.schemas import ClauseResponse, ErrorBody, SearchResponse, Stats, clause_view, search_result
-from index.clause_index import MAX_K, MAX_QUERY_CHARS, Filters, document_info
-from index.live import LiveIndex
+from index.clause_index import MAX_K, MAX_QUERY_CHARS, Filters, Mode, document_info
+from writes.service import LiveIndex
 
 router = APIRouter()
 ERRORS = {422: {"model": ErrorBody, "description": "bad query parameters"},
@@ -23,7 +23,7 @@ def search(
     live: Annotated[LiveIndex, Depends(live_index)],
     q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="question or keywords, e.g. 班额标准")],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="number of results")] = 10,
-    mode: Annotated[Literal["hybrid", "dense", "lexical"], Query(description="retrieval mode")] = "hybrid",
+    mode: Annotated[Mode, Query(description="retrieval mode")] = "hybrid",
     doc: Annotated[str | None, Query(max_length=200, description="only this document id")] = None,
     issuer: Annotated[str | None, Query(max_length=100, description="only documents whose issuer contains this")] = None,
     region: Annotated[str | None, Query(max_length=100, description="only documents whose region contains this")] = None,

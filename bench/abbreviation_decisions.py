@@ -17,13 +17,14 @@ from functools import partial
 from pathlib import Path
 
 import index.clause_index as clause_index
+from embedding.encoder import load_encoder
 from eval.dataset import load_queries, validate_labels
 from eval.harness import run_modes
 from eval.metrics import scores, scores_by_kind
 from eval.runner import local_searcher
 from index.clause_index import ClauseIndex, clause_input
 from index.tokenize import abbreviation_forms, expand_query, tokenize
-from policyqa.settings import Settings, load_encoder
+from policyqa.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = ["recall@5", "mrr@10"]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from embedding.encoder import ENCODER_VARIANTS, load_encoder
 from index.clause_index import clause_input
-from index.encoder import ENCODER_VARIANTS
 from ingest.pipeline import find_files, ingest_files
-from policyqa.settings import Settings, load_encoder
+from policyqa.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 from synthetic import NOISE, build_synthetic
 
+from embedding.encoder import load_encoder
 from index.clause_index import ClauseIndex, clause_input
 from index.dense import APPROXIMATE_FROM, DenseIndex, ivf_lists
-from index.update import update_index
 from ingest.pipeline import find_files, ingest_files
-from policyqa.settings import Settings, load_encoder
+from policyqa.settings import Settings
+from writes.commit import update_index
 
 REPO = Path(__file__).resolve().parent.parent
 QUERIES = ["班额标准", "小学一个班最多能有多少学生", "农村寄宿生补助多少钱", "生均公用经费标准是多少",

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from retrieval_decisions import METRICS, score
 
+from embedding.encoder import load_encoder
 from eval.dataset import load_queries, validate_labels
 from index.clause_index import ClauseIndex, clause_input
 from index.tokenize import tokenize
-from policyqa.settings import Settings, load_encoder
+from policyqa.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,9 +34,9 @@ def main() -> None:
     print(f"{len(queries)} queries, {len(index.clauses)} clauses ({args.set.name})")
     print(f"{'BM25 input':14} {'expansion':9} {'variant':22} " + " ".join(f"{m:>9}" for m in METRICS))
     for context in (False, True):
-        index = base.with_lexical([tokenize(clause_input(c, context)) for c in base.clauses])
+        relexed = base.with_lexical([tokenize(clause_input(c, context)) for c in base.clauses])
         for expand in (False, True):
-            index.expand_queries = expand
+            index = relexed.with_options(expand_queries=expand)
             for name, values in score(index, queries, qrels).items():
                 row = " ".join(f"{values[m]:9.3f}" for m in METRICS)
                 print(f"{'title+headings' if context else 'clause':14} {str(expand):9} {name:22} {row}", flush=True)

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import numpy as np
 
-from index.encoder import QUERY_CACHE_SIZE
+from embedding.encoder import QUERY_CACHE_SIZE
 from ingest.normalize import normalize_for_matching
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from ranx import Qrels, Run, evaluate
 
+from embedding.encoder import load_encoder
 from eval.dataset import load_queries, validate_labels
 from index.clause_index import ClauseIndex
-from index.update import update_index
 from ingest.pipeline import find_files, ingest_files
-from policyqa.settings import Settings, load_encoder
+from policyqa.settings import Settings
+from writes.commit import update_index
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = ["recall@1", "recall@5", "mrr@10", "ndcg@10"]
@@ -30,8 +31,9 @@ VARIANTS = [("dense", None, None), ("lexical", None, None), ("hybrid", "rrf", No
 def score(index: ClauseIndex, queries, qrels) -> dict[str, dict[str, float]]:
     results = {}
     answerable = {q.id: rel for q, rel in ((q, qrels[q.id]) for q in queries) if rel}
+    base = index
     for mode, fusion, weight in VARIANTS:
-        index.fusion, index.dense_weight = fusion or "rrf", weight or 0.5
+        index = base.with_options(fusion=fusion or "rrf", dense_weight=weight or 0.5)
         run = {}
         for q in queries:
             if q.id in answerable:

@@ -16,8 +16,8 @@ import numpy as np
 
 from index.clause_index import ClauseIndex
 from index.lexical import LexicalSegment
-from index.segment import SegmentContent, write_segment
-from index.store import IndexStore
+from storage.segment import SegmentContent, write_segment
+from storage.store import IndexStore
 
 NOISE = 0.01
 

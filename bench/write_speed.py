@@ -32,8 +32,9 @@ import aiohttp
 from load import QueryMix, query_pool, server, user
 from synthetic import build_synthetic
 
+from embedding.encoder import load_encoder
 from index.clause_index import ClauseIndex
-from policyqa.settings import Settings, load_encoder
+from policyqa.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 LAWS = REPO.parent / "shared" / "corpus" / "laws"

@@ -17,8 +17,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from answer.extractive import Message, compose_answer
 from eval.dataset import LabelledQuery
-from index.answer import Message, compose_answer
 from index.clause_index import ClauseIndex
 from ingest.normalize import compact
 

@@ -16,9 +16,9 @@ import jieba
 import numpy as np
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from embedding.encoder import Encoder
 from eval.runner import Retrieved, Searcher
 from index.dense import DenseIndex
-from index.encoder import Encoder
 from index.fusion import rrf
 from ingest.normalize import normalize_for_matching
 from ingest.schema import Document

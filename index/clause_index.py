@@ -1,6 +1,6 @@
 """The clause index: dense (FAISS) + lexical (BM25) over the segments of the live version, and hybrid search.
 
-`ClauseIndex.open` loads the live version (index/store.py); writes are index/update.py. Each segment
+`ClauseIndex.open` loads the live version (storage/store.py); writes are writes/commit.py. Each segment
 is searched on its own rows still live, with BM25 statistics of the whole index, and the candidate
 lists are merged: the same results as one segment built from scratch over the same clauses.
 """
@@ -10,24 +10,25 @@ from __future__ import annotations
 import bisect
 import copy
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel
 
+from embedding.encoder import Encoder
 from index.collapse import collapse_duplicates
-from index.encoder import Encoder
 from index.fusion import rrf, weighted_sum
 from index.lexical import LexicalSegment, LexicalStats
-from index.segment import Segment
-from index.store import IndexStore
 from index.tokenize import expand_query, tokenize
 from ingest.normalize import normalize_for_matching
 from ingest.schema import Clause, Document
+from storage.segment import Segment
+from storage.store import IndexStore
 
 Mode = Literal["hybrid", "dense", "lexical"]
-MODES = ("hybrid", "dense", "lexical")
+MODES: tuple[Mode, ...] = get_args(Mode)
 MAX_QUERY_CHARS = 1000
 MAX_K = 100
 CANDIDATES = 50  # each retriever's depth before fusion
@@ -43,6 +44,18 @@ class ModelMismatchError(Exception):
             f"this index was built with the embedding model '{built_with}', but the configured model is "
             f"'{configured}': set POLICYQA_MODEL back, or ingest into a new index directory (`policyqa ingest PATH --index-dir DIR`)"
         )
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How hybrid search fuses and expands; fixed when an index is opened."""
+
+    # "weighted" (min-max normalised scores, dense_weight on the dense side) or "rrf". Weighted 0.5 beat
+    # RRF by 0.05 MRR@10 on eval/sets/demo.jsonl (bench/retrieval_decisions.py).
+    fusion: Literal["weighted", "rrf"] = "weighted"
+    dense_weight: float = 0.5
+    # Everyday words in a query also ask for their policy terms (index/resources/colloquial_terms.txt).
+    expand_queries: bool = True
 
 
 class Filters(BaseModel):
@@ -145,9 +158,11 @@ class LiveClauses(Sequence[Clause]):
 
 
 class ClauseIndex:
-    def __init__(self, parts: Sequence[tuple[Segment, set[str]]], encoder: Encoder, manifest: dict) -> None:
+    def __init__(self, parts: Sequence[tuple[Segment, set[str]]], encoder: Encoder, manifest: dict,
+                 options: SearchOptions = SearchOptions()) -> None:
         """`parts`: the version's segments, oldest first, each with the ids of its deleted documents."""
         self.manifest = manifest
+        self.options = options
         self.segments = [segment for segment, _ in parts]
         self._live = [segment.live_mask(deleted) for segment, deleted in parts]
         self._deleted = [deleted for _, deleted in parts]
@@ -159,15 +174,10 @@ class ClauseIndex:
         self.clauses = LiveClauses(list(zip(self.segments, self._live, strict=True)))
         self._lexical = LexicalStats([(s.lexical, live) for s, live in zip(self.segments, self._live, strict=True)])
         self._encoder = encoder
-        # Hybrid fusion: "weighted" (min-max normalised scores, dense_weight on the dense side) or "rrf".
-        # Weighted 0.5 beat RRF by 0.05 MRR@10 on eval/sets/demo.jsonl (bench/retrieval_decisions.py).
-        self.fusion = "weighted"
-        self.dense_weight = 0.5
-        # Everyday words in a query also ask for their policy terms (index/resources/colloquial_terms.txt).
-        self.expand_queries = True
 
     @classmethod
-    def open(cls, index_dir: Path, encoder: Encoder, opened: dict[str, Segment] | None = None) -> ClauseIndex:
+    def open(cls, index_dir: Path, encoder: Encoder, opened: dict[str, Segment] | None = None,
+             options: SearchOptions = SearchOptions()) -> ClauseIndex:
         """The live version; `opened` holds segments already open (they never change), reused as they are."""
         store = IndexStore(index_dir)
         version = store.live()
@@ -177,7 +187,13 @@ class ClauseIndex:
         opened = opened or {}
         with store.reading(version.name):
             parts = [(opened.get(name) or Segment(store.segment_folder(name)), deleted) for name, deleted in version.segments]
-        return cls(parts, encoder, version.manifest)
+        return cls(parts, encoder, version.manifest, options)
+
+    def with_options(self, **changes) -> ClauseIndex:
+        """This index searching with other `SearchOptions` (the decision benchmarks compare them)."""
+        clone = copy.copy(self)
+        clone.options = replace(self.options, **changes)
+        return clone
 
     def with_lexical(self, token_lists: Sequence[Sequence[str]]) -> ClauseIndex:
         """This index with its lexical side built from other tokens, one list per live clause in order
@@ -262,7 +278,7 @@ class ClauseIndex:
         depth = max(CANDIDATES, 3 * k)
         dense: dict[int, tuple[int, float]] = {}
         lexical: dict[int, tuple[int, float]] = {}
-        query_tokens = expand_query(query) if self.expand_queries else tokenize(query)
+        query_tokens = expand_query(query) if self.options.expand_queries else tokenize(query)
         if mode in ("hybrid", "dense"):
             vector = self._encoder.encode_queries([normalize_for_matching(query)])[0]
             found = [s.dense.search(vector, depth, mask, every_list=allowed is not None)
@@ -274,11 +290,11 @@ class ClauseIndex:
             fused = {r: s for r, (_, s) in dense.items()}
         elif mode == "lexical":
             fused = {r: s for r, (_, s) in lexical.items()}
-        elif self.fusion == "rrf":
+        elif self.options.fusion == "rrf":
             fused = rrf([list(dense), list(lexical)])
         else:
             fused = weighted_sum(
-                {r: s for r, (_, s) in dense.items()}, {r: s for r, (_, s) in lexical.items()}, self.dense_weight
+                {r: s for r, (_, s) in dense.items()}, {r: s for r, (_, s) in lexical.items()}, self.options.dense_weight
             )
         ranked = sorted(fused, key=lambda r: (-fused[r], r))[: depth]
         groups = collapse_duplicates(ranked, lambda r: self._clause(r).norm_text, limit=k)

@@ -13,12 +13,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError
-from index.live import LiveIndex, UnknownDocumentError
-from index.store import IndexDamagedError, IndexFormatError, IndexMissingError, IndexStore
+from embedding.encoder import load_encoder
+from index.clause_index import MODES, ClauseIndex, Filters, ModelMismatchError, QueryError
 from ingest.errors import IngestError
 from ingest.pipeline import find_files, parse_file
-from policyqa.settings import get_settings, load_encoder
+from policyqa.settings import get_settings
+from storage.store import IndexDamagedError, IndexFormatError, IndexMissingError, IndexStore
+from writes.service import LiveIndex, UnknownDocumentError
 
 app = typer.Typer(help="Search Chinese education-policy documents clause by clause.", no_args_is_help=True)
 model_app = typer.Typer(help="The embedding model.", no_args_is_help=True)
@@ -59,7 +60,7 @@ def ingest(
 
 
 def _writer(settings, index_dir: Path, encoder=None) -> LiveIndex:
-    """The write path the server uses too (index/live.py), run here in the foreground, merging at once."""
+    """The write path the server uses too (writes/service.py), run here in the foreground, merging at once."""
     return LiveIndex(index_dir, encoder or load_encoder(settings), upload_dir=settings.upload_dir,
                      with_context=settings.embedding_context, max_file_bytes=settings.max_file_bytes,
                      background_merges=False)
@@ -220,8 +221,8 @@ def evaluate(
     from eval.report import print_report, write_json
     from eval.runner import http_searcher, local_searcher
 
-    modes = ["hybrid", "dense", "lexical"] if mode == "all" else [mode]
-    if any(m not in ("hybrid", "dense", "lexical") for m in modes):
+    modes = list(MODES) if mode == "all" else [mode]
+    if any(m not in MODES for m in modes):
         err.print(f"[red]unknown mode '{mode}'; use hybrid, dense, lexical or all[/red]")
         raise typer.Exit(2)
     if url and baseline:

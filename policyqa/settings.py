@@ -1,15 +1,17 @@
-"""All settings in one place: environment variables `POLICYQA_*` or a `.env` file."""
+"""All settings in one place: environment variables `POLICYQA_*` or a `.env` file.
+
+Imports nothing of the project: the CLI and the app read a `Settings` and pass its values in.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from index.encoder import EncoderVariant
-from ingest.readers import DEFAULT_MAX_BYTES
+EncoderVariant = Literal["torch", "onnx", "onnx-int8"]
 
 
 class Settings(BaseSettings):
@@ -27,8 +29,8 @@ class Settings(BaseSettings):
     # (MRR@10 0.940 vs 0.946) on eval/sets/demo.jsonl, bench/retrieval_decisions.py.
     embedding_context: bool = True
     demo_corpus: Path = Path("data/demo")
-    # The largest file `policyqa ingest` reads (uploads have their own limits below).
-    max_file_bytes: int = DEFAULT_MAX_BYTES
+    # The largest file read, from disk (`policyqa ingest`) or uploaded (413 above it, counted while reading).
+    max_file_bytes: int = 10 * 1024 * 1024
 
     # HTTP server. Localhost by default: uploads and deletes change the index.
     host: str = "127.0.0.1"
@@ -40,9 +42,8 @@ class Settings(BaseSettings):
     api_key: str | None = None
     # Uploaded files are kept here, so a re-upload of the same name replaces that document.
     upload_dir: Path = Path("data/uploads")
-    # Request sizes (413): each uploaded file; a whole upload request (up to 50 files); any other body (chat).
-    # The last two are counted while the body is read (api/limits.py): nothing larger reaches memory or disk.
-    max_upload_bytes: int = 10 * 1024 * 1024
+    # Request sizes (413): a whole upload request (up to 50 files); any other body (chat). Counted while the
+    # body is read (api/limits.py): nothing larger reaches memory or disk.
     max_request_bytes: int = 64 * 1024 * 1024
     max_json_bytes: int = 1024 * 1024
     # Writes run one at a time; this many more may wait, one more is answered 429 at once.
@@ -65,11 +66,3 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
-
-
-def load_encoder(settings: Settings, concurrent: bool = False):
-    """The configured encoder (imports torch lazily: parsing never needs it); `concurrent` for a server."""
-    from index.encoder import SentenceTransformerEncoder, resolve_model
-
-    model, model_id = resolve_model(settings.model, settings.models_dir)
-    return SentenceTransformerEncoder(model, model_id, variant=settings.encoder, concurrent=concurrent)

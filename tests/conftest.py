@@ -33,15 +33,16 @@ def seeds() -> dict[str, ParsedFile]:
 @pytest.fixture(scope="session")
 def encoder():
     """The real default model, built once into data/models (gitignored) and reused across runs."""
-    from policyqa.settings import Settings, load_encoder
+    from embedding.encoder import load_encoder
+    from policyqa.settings import Settings
 
     return load_encoder(Settings(models_dir=REPO / "data" / "models"))
 
 
 @pytest.fixture(scope="session")
 def demo_index_dir(tmp_path_factory, encoder):
-    from index.update import update_index
     from ingest.pipeline import find_files, ingest_files
+    from writes.commit import update_index
 
     index_dir = tmp_path_factory.mktemp("demo-index")
     result = ingest_files(list(find_files([DEMO])))

@@ -23,8 +23,8 @@ def staff_index(tmp_path_factory, encoder):
     if not LAWS.is_dir():
         pytest.skip(f"laws corpus not found at {LAWS}")
     from index.clause_index import ClauseIndex
-    from index.update import update_index
     from ingest.pipeline import ingest_files
+    from writes.commit import update_index
 
     files = [
         DEMO / "001_44f39c8b7c3ae9c1.txt",

@@ -25,8 +25,8 @@ def answer_index(tmp_path_factory, encoder):
     if not LAWS.is_dir():
         pytest.skip(f"laws corpus not found at {LAWS}")
     from index.clause_index import ClauseIndex
-    from index.update import update_index
     from ingest.pipeline import find_files, ingest_files
+    from writes.commit import update_index
 
     others = sorted({SHARED_CORPUS / q.source for q in QUERIES if q.source and q.source.startswith("laws/other/")})
     index_dir = tmp_path_factory.mktemp("answer-index")

@@ -21,10 +21,10 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from openai import OpenAI
 
+from answer.extractive import MAX_QUOTE_CHARS, Message, compose_answer, resolve_question, split_sentences
+from answer.llm import LLMEndpoint, keep_valid_citations, llm_answer
 from api.app import create_app
-from index.answer import MAX_QUOTE_CHARS, Message, compose_answer, resolve_question, split_sentences
 from index.clause_index import QueryError
-from index.llm_answer import keep_valid_citations, llm_answer
 
 CLASS_SIZE_ID = "002_d6057a83cdbdb456#二.(三).2~2"
 CLASS_SIZE_TITLE = "关于印发《大力提升义务教育工作质量实施意见》的通知"
@@ -263,6 +263,10 @@ def llm_settings(api_settings, stub_llm):
     return api_settings.model_copy(update=llm)
 
 
+def _endpoint(settings) -> LLMEndpoint:
+    return LLMEndpoint(settings.llm_base_url, settings.llm_model, timeout_s=settings.llm_timeout_s)
+
+
 def test_llm_answer_through_the_endpoint_sends_the_clauses_and_keeps_our_sources(llm_settings, stub_llm, encoder):
     with TestClient(create_app(llm_settings, encoder)) as client:
         body = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "班额标准"}]}).json()
@@ -283,15 +287,15 @@ def test_llm_answer_through_the_endpoint_sends_the_clauses_and_keeps_our_sources
 def test_llm_failure_falls_back_to_the_extractive_answer(llm_settings, stub_llm, demo_index, caplog):
     stub_llm["fail"] = True
     messages = [user("班额标准")]
-    with caplog.at_level(logging.WARNING, logger="index.llm_answer"):
-        answer = llm_answer(demo_index, messages, llm_settings)
+    with caplog.at_level(logging.WARNING, logger="answer.llm"):
+        answer = llm_answer(demo_index, messages, _endpoint(llm_settings))
     assert len(stub_llm["requests"]) == 1
     assert answer == compose_answer(demo_index, messages)
     assert "falling back to the extractive answer" in caplog.text
 
 
 def test_llm_is_not_asked_when_nothing_relevant_is_found(llm_settings, stub_llm, demo_index):
-    answer = llm_answer(demo_index, [user("足球比赛规则")], llm_settings)
+    answer = llm_answer(demo_index, [user("足球比赛规则")], _endpoint(llm_settings))
     assert not answer.found and stub_llm["requests"] == []
 
 

@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from index.live import WRITE_NICENESS, LiveIndex
-from policyqa.settings import Settings, load_encoder
+from embedding.encoder import load_encoder
+from policyqa.settings import Settings
 from tests.conftest import REPO
+from writes.service import WRITE_NICENESS, LiveIndex
 
 QUERIES = ["班额标准", "农村寄宿生补助多少钱", "教师培训", "校车安全管理", "学前教育入园率", "义务教育均衡发展",
            "控辍保学", "生均公用经费", "随迁子女入学", "高中阶段教育普及", "教师资格认定", "学生资助"]

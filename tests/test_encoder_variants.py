@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from embedding.encoder import load_encoder
+from embedding.onnx_export import int8_file, quantisation_target
 from index.clause_index import ClauseIndex
-from index.onnx_export import int8_file, quantisation_target
-from index.update import update_index
 from ingest.pipeline import find_files, ingest_files
-from policyqa.settings import Settings, load_encoder
+from policyqa.settings import Settings
 from tests.conftest import DEMO, REPO
+from writes.commit import update_index
 
 MODELS = REPO / "data" / "models"
 

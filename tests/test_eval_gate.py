@@ -23,8 +23,8 @@ def eval_index(tmp_path_factory, encoder):
     if not LAWS.is_dir():
         pytest.skip(f"laws corpus not found at {LAWS}")
     from index.clause_index import ClauseIndex
-    from index.update import update_index
     from ingest.pipeline import find_files, ingest_files
+    from writes.commit import update_index
 
     index_dir = tmp_path_factory.mktemp("eval-index")
     result = ingest_files(list(find_files([DEMO, LAWS / "education"])))

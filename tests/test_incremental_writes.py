@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -18,12 +17,12 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from eval.dataset import load_queries
 from index.clause_index import ClauseIndex, Filters, clause_input
-from index.store import IndexStore
-from index.update import merge_segments, merge_start, update_index
 from ingest.pipeline import find_files, ingest_files
 from policyqa.cli import app
 from policyqa.settings import Settings
+from storage.store import IndexStore
 from tests.conftest import DEMO, REPO, SEEDS
+from writes.commit import merge_segments, merge_start, update_index
 
 QUERIES = [q.query for q in load_queries(REPO / "eval" / "sets" / "demo.jsonl")]
 
@@ -133,11 +132,11 @@ def test_kill_9_during_a_merge_leaves_the_last_version_and_the_next_write_cleans
     store = IndexStore(index_dir)
     version, documents = store.current_version(), sorted(d.doc_id for d in store.load_documents())
     # A merge that stalls after writing the merged segment's clauses, in a process of its own.
-    script = ("import sys, time\nfrom index import segment\nwrite = segment._write_lines\n"
+    script = ("import sys, time\nfrom storage import segment\nwrite = segment._write_lines\n"
               "def stalling(path, lines):\n    offsets = write(path, lines)\n"
               "    if path.name == 'clauses.jsonl':\n        print('stalled', flush=True); time.sleep(600)\n"
               "    return offsets\nsegment._write_lines = stalling\n"
-              "from index.update import merge_segments\nmerge_segments(sys.argv[1])\n")
+              "from writes.commit import merge_segments\nmerge_segments(sys.argv[1])\n")
     proc = subprocess.Popen([sys.executable, "-c", script, str(index_dir)], cwd=REPO, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.readline().strip() == "stalled"

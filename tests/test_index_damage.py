@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from index.store import IndexDamagedError, IndexStore
-from index.update import update_index
 from ingest.pipeline import ingest_files
+from storage.store import IndexDamagedError, IndexStore
 from tests.conftest import REPO, SEEDS
+from writes.commit import update_index
 
 ENV = {**os.environ, "POLICYQA_MODELS_DIR": str(REPO / "data" / "models")}
 

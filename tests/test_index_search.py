@@ -15,10 +15,10 @@ import pytest
 from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError
 from index.collapse import collapse_duplicates
 from index.fusion import rrf, weighted_sum
-from index.store import IndexStore
 from index.tokenize import chinese_to_int, expand_query, tokenize
-from index.update import update_index
+from storage.store import IndexStore
 from tests.conftest import LAWS, REPO
+from writes.commit import update_index
 
 CLASS_SIZE = "小学班额不超过45人、初中班额不超过50人"
 
@@ -121,7 +121,8 @@ def test_killed_ingest_leaves_previous_index_usable(demo_index_dir, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (index_dir / "CURRENT").read_text() == before
-    from policyqa.settings import Settings, load_encoder
+    from embedding.encoder import load_encoder
+    from policyqa.settings import Settings
 
     index = ClauseIndex.open(index_dir, load_encoder(Settings(models_dir=REPO / "data" / "models")))
     assert CLASS_SIZE in index.search("班额标准", k=1)[0].clause.text
@@ -212,8 +213,8 @@ def test_the_approximate_dense_index_agrees_with_exact_search_and_honours_filter
 def test_an_opened_index_reads_its_clauses_lazily_and_the_same_as_the_store(demo_index_dir, encoder):
     from concurrent.futures import ThreadPoolExecutor
 
-    from index.segment import read_jsonl
     from ingest.schema import Clause
+    from storage.segment import read_jsonl
 
     index = ClauseIndex.open(demo_index_dir, encoder)
     eager = [c for s in index.segments for c in read_jsonl(s.folder / "clauses.jsonl", Clause)]

@@ -9,14 +9,14 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from index import segment as segment_module
 from index.clause_index import ClauseIndex
-from index.store import IndexMissingError, IndexStore
-from index.update import update_index
 from ingest.errors import EmptyDocumentError
 from ingest.pipeline import find_files, ingest_files, parse_file
 from policyqa.cli import app
+from storage import segment as segment_module
+from storage.store import IndexMissingError, IndexStore
 from tests.conftest import DEMO, SEEDS
+from writes.commit import update_index
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from index.clause_index import ClauseIndex
-from index.store import IndexStore
-from index.update import CHECKPOINT_CLAUSES, update_index
 from ingest.pipeline import find_files, ingest_files
+from storage.store import IndexStore
 from tests.conftest import LAWS, REPO
+from writes.commit import CHECKPOINT_CLAUSES, update_index
 
 SUBSET_FILES = 40  # about 1,300 clauses: two checkpoints and more
 

@@ -16,11 +16,11 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from index.update import update_index
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings
 from tests.conftest import DEMO, REPO, SHARED_CORPUS
 from tests.test_web_page import CHROMIUM, CHROMIUM_ARGS, SHOTS
+from writes.commit import update_index
 
 MESSY = SHARED_CORPUS / "messy"
 MARKUP = re.compile(r"</?[A-Za-z][^>]{0,80}>|&[a-z]+;|&#\d+;|\\r|\\n|FONT FACE|TEXTFORMAT")

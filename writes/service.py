@@ -5,7 +5,7 @@ the same source (its path; an upload's stored name), and a document with the doc
 replaces it. A file that yields nothing (unreadable, empty, a duplicate) changes nothing: the
 documents it produced before stay, and the file is reported as skipped or duplicate.
 
-Searches read the current `ClauseIndex`; a write commits a new version (index/update.py), opens it
+Searches read the current `ClauseIndex`; a write commits a new version (writes/commit.py), opens it
 (reusing the segments already open) and only then swaps it in, so searches keep working during a
 write and never see half of one. In a server, writes are jobs on one `WriteQueue` (one at a time,
 in order, never on a thread a search needs) and segment merges run as jobs of their own after the
@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from embedding.encoder import Encoder
 from index.clause_index import ClauseIndex
-from index.encoder import Encoder
-from index.store import IndexMissingError, IndexStore
-from index.update import merge_segments, update_index
-from index.write_queue import Job, WriteQueue
 from ingest.pipeline import IngestResult, ingest_files, make_doc_id
 from ingest.readers import SUPPORTED_SUFFIXES
 from ingest.schema import SkippedFile
+from storage.store import IndexMissingError, IndexStore
+from writes.commit import merge_segments, update_index
+from writes.jobs import Job, WriteQueue
 
 WRITE_NICENESS = 19  # the lowest: see at_low_priority
 
@@ -128,7 +128,7 @@ class LiveIndex:
         return version
 
     def merge(self) -> str | None:
-        """Merge the segments that are due (index/update.py); the new version is served once committed."""
+        """Merge the segments that are due (writes/commit.py); the new version is served once committed."""
         version = merge_segments(self.index_dir)
         if version is not None:
             self._reopen()

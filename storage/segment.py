@@ -12,7 +12,7 @@ Layout of `<index_dir>/segments/<name>/` (every file listed with its size in man
     lexical/             postings and row lengths (index/lexical.py)
 
 A write adds a segment with the new documents only; which documents of older segments are deleted
-is recorded by the version that lists the segments (index/store.py). A merge writes one segment
+is recorded by the version that lists the segments (storage/store.py). A merge writes one segment
 from the live rows of several, reading their vectors and postings back: nothing is re-embedded
 or re-tokenised.
 """

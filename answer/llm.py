@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 from openai import OpenAI
 
-from index.answer import (
+from answer.extractive import (
     Answer,
     Message,
     Question,
@@ -26,7 +27,6 @@ from index.answer import (
 )
 from index.clause_index import ClauseIndex, Hit
 from ingest.clauses import readable_address
-from policyqa.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,20 @@ def keep_valid_citations(text: str, count: int) -> tuple[str, list[int]]:
     return _CITATION.sub(keep, text), sorted(cited)
 
 
-def ask_llm(settings: Settings, prompt: str) -> str:
-    client = OpenAI(
-        base_url=settings.llm_base_url, api_key=settings.llm_api_key, timeout=settings.llm_timeout_s, max_retries=0
-    )
+@dataclass(frozen=True)
+class LLMEndpoint:
+    """An OpenAI-compatible chat endpoint (POLICYQA_LLM_* settings)."""
+
+    base_url: str
+    model: str
+    api_key: str = "none"
+    timeout_s: float = 60.0
+
+
+def ask_llm(endpoint: LLMEndpoint, prompt: str) -> str:
+    client = OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=endpoint.timeout_s, max_retries=0)
     response = client.chat.completions.create(
-        model=settings.llm_model,
+        model=endpoint.model,
         messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}],
         temperature=0,
     )
@@ -79,13 +87,13 @@ def ask_llm(settings: Settings, prompt: str) -> str:
     return content
 
 
-def llm_answer(index: ClauseIndex, messages: list[Message], settings: Settings) -> Answer:
+def llm_answer(index: ClauseIndex, messages: list[Message], endpoint: LLMEndpoint) -> Answer:
     question, hits = retrieve(index, messages)
     extractive = extractive_answer(question, hits)
     if not extractive.found:
         return extractive
     try:
-        reply = ask_llm(settings, build_prompt(question, hits))
+        reply = ask_llm(endpoint, build_prompt(question, hits))
     except Exception as exc:  # noqa: BLE001 - whatever the remote model does, the user gets an answer
         log.warning("LLM answer failed (%s: %s); falling back to the extractive answer", type(exc).__name__, exc)
         return extractive

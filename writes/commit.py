@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from embedding.encoder import Encoder
 from index.clause_index import ModelMismatchError, clause_input
-from index.encoder import Encoder
 from index.lexical import LexicalSegment
-from index.pending import clear_pending, load_pending, save_pending
-from index.segment import Segment, SegmentContent, merged_content, read_doc_rows, read_jsonl, write_segment
-from index.store import IndexStore, Version
 from index.tokenize import tokenize
 from ingest.schema import Clause, Document
+from storage.pending import clear_pending, load_pending, save_pending
+from storage.segment import Segment, SegmentContent, merged_content, read_doc_rows, read_jsonl, write_segment
+from storage.store import IndexStore, Version
 
 # Encoded clauses are checkpointed this many at a time (about 20 s of encoding with ONNX int8).
 CHECKPOINT_CLAUSES = 512
