@@ -1,15 +1,7 @@
 """One segment of the index: an immutable folder of documents, clauses, vectors and postings.
 
-Layout of `<index_dir>/segments/<name>/` (every file listed with its size in manifest.json):
-    documents.jsonl      one Document per line
-    clauses.jsonl        one Clause per line, document by document
-    clause_offsets.npy   byte offset of each clause's line (clauses are parsed when read)
-    clause_keys.json     [[clause id, doc id], ...] in row order
-    doc_rows.json        {doc id: [first row, end row]}: a document's rows are contiguous
-    embeddings.npy       float32 vectors in row order (kept to merge without re-embedding)
-    embed_keys.npy       hash of what was embedded for each row (reused when a file changes)
-    dense.faiss          FAISS index over the vectors (index/dense.py)
-    lexical/             postings and row lengths (index/lexical.py)
+Its files (documents, clauses read lazily, vectors, FAISS, postings) are listed in
+docs/architecture.md, "Storage layout", the one place the layout is written down.
 
 A write adds a segment with the new documents only; which documents of older segments are deleted
 is recorded by the version that lists the segments (storage/store.py). A merge writes one segment

@@ -1,12 +1,8 @@
 """The on-disk index directory: versions that list segments, switched atomically.
 
-Layout:
-    <index_dir>/CURRENT                        name of the live version (replaced atomically)
-    <index_dir>/versions/<n>/manifest.json     the segments of version n, each with the ids of its
-                                               documents deleted since it was written; model and counts
-    <index_dir>/segments/<m>/                  immutable segments (layout in storage/segment.py)
-    <index_dir>/pending/                       embeddings of an ingest not committed yet (storage/pending.py)
-    <index_dir>/.write.lock                    held by the one process writing (flock)
+The folder holds CURRENT (the live version's name), versions/<n>/manifest.json (the segments of
+version n with their deleted documents), segments/<m>/ (storage/segment.py), pending/ and a write
+lock: docs/architecture.md, "Storage layout", lists every file.
 
 A write publishes its new segment (written to a staging folder, then renamed), then writes a new
 version listing it, and only then points CURRENT at that version, so a crash or kill -9 anywhere
