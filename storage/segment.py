@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -70,6 +71,18 @@ class LazyClauses(Sequence[Clause]):
         with self._path.open("rb") as f:
             for line in f:
                 yield Clause.model_validate_json(line)
+
+
+class DocumentKey(NamedTuple):
+    """What a write needs of a stored document (doc_keys.json): not its text, which documents.jsonl holds."""
+
+    doc_id: str
+    source_path: str
+    sha256: str
+
+
+def read_doc_keys(folder: Path) -> list[DocumentKey]:
+    return [DocumentKey(*k) for k in json.loads((folder / "doc_keys.json").read_text(encoding="utf-8"))]
 
 
 def read_jsonl(path: Path, model) -> list:
@@ -133,6 +146,8 @@ def write_segment(folder: Path, content: SegmentContent) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     doc_lines = [d.model_dump_json().encode("utf-8") for d in content.documents]
     _write_lines(folder / "documents.jsonl", doc_lines)
+    keys = [DocumentKey(d.doc_id, d.source_path, d.sha256) for d in content.documents]
+    (folder / "doc_keys.json").write_text(json.dumps(keys, ensure_ascii=False), encoding="utf-8")
     np.save(folder / "clause_offsets.npy", _write_lines(folder / "clauses.jsonl", content.clause_lines))
     (folder / "clause_keys.json").write_text(json.dumps(content.clause_keys, ensure_ascii=False), encoding="utf-8")
     vectors = np.ascontiguousarray(content.vectors, dtype=np.float32)

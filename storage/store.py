@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.schema import Document
-from storage.segment import read_jsonl, segment_problem
+from storage.segment import DocumentKey, read_doc_keys, read_jsonl, segment_problem
 
 FORMAT_VERSION = 2
 KEEP_VERSIONS = 2
@@ -215,6 +215,15 @@ class IndexStore:
         with self.reading(version.name):
             return [d for name, deleted in version.segments
                     for d in read_jsonl(self.segments_dir / name / "documents.jsonl", Document) if d.doc_id not in deleted]
+
+    def document_keys(self) -> list[DocumentKey]:
+        """Id, source and hash of every live document, without reading document texts (what a write needs)."""
+        if not self.exists():
+            return []
+        version = self.live()
+        with self.reading(version.name):
+            return [k for name, deleted in version.segments
+                    for k in read_doc_keys(self.segments_dir / name) if k.doc_id not in deleted]
 
     @contextmanager
     def reading(self, version: str):

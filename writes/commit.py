@@ -27,7 +27,7 @@ from index.lexical import LexicalSegment
 from index.tokenize import tokenize
 from ingest.schema import Clause, Document
 from storage.pending import clear_pending, load_pending, save_pending
-from storage.segment import Segment, SegmentContent, merged_content, read_doc_rows, read_jsonl, write_segment
+from storage.segment import Segment, SegmentContent, merged_content, read_doc_keys, read_doc_rows, write_segment
 from storage.store import IndexStore, Version
 
 # Encoded clauses are checkpointed this many at a time (about 20 s of encoding with ONNX int8).
@@ -84,7 +84,7 @@ def _write(store: IndexStore, encoder: Encoder, add_documents, add_clauses, repl
     for name, deleted in live.segments if live else []:
         folder = store.segment_folder(name)
         with store.reading(live.name):
-            documents = [d for d in read_jsonl(folder / "documents.jsonl", Document) if d.doc_id not in deleted]
+            documents = [d for d in read_doc_keys(folder) if d.doc_id not in deleted]
             rows = read_doc_rows(folder)
             dropped = {d.doc_id for d in documents
                        if d.source_path in replace_sources or d.doc_id in remove_doc_ids or d.doc_id in new_ids}

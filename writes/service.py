@@ -198,8 +198,7 @@ class LiveIndex:
 
     def _add(self, files: list[Path], source_of: dict[str, str], on_file=None, on_embedded=None) -> WriteReport:
         """Parse `files`, record each document under `source_of[path]`, and commit (the replacement rule above)."""
-        store = IndexStore(self.index_dir)
-        existing = store.load_documents() if store.exists() else []
+        existing = IndexStore(self.index_dir).document_keys()
         sources = set(source_of.values())
         kept = [d for d in existing if d.source_path not in sources]
         kwargs = {} if self._max_file_bytes is None else {"max_bytes": self._max_file_bytes}
