@@ -125,3 +125,16 @@ def test_a_killed_commit_leaves_the_last_version_live_and_its_staging_folder_is_
     assert store.current_version() == live  # a staging folder is no version
     update_index(two_versions, encoder, [], [], remove_doc_ids={"000_9ad08608ccc3cd51"})
     assert not stale.exists()
+
+
+def test_an_index_of_the_format_before_segments_is_refused_with_what_to_do(tmp_path):
+    old = tmp_path / "old-index"
+    (old / "versions" / "000003").mkdir(parents=True)
+    (old / "versions" / "000003" / "manifest.json").write_text(json.dumps({"format_version": 1, "documents": 12}))
+    (old / "versions" / "000003" / "documents.jsonl").write_text("")
+    (old / "versions" / "000003" / "clauses.jsonl").write_text("")
+    (old / "CURRENT").write_text("000003")
+    before = _snapshot(old)
+    search = _policyqa("search", "班额标准", "--index-dir", str(old), cwd=tmp_path)
+    _assert_one_line_error(search, "older policyqa", "index format 1", "policyqa ingest PATH --index-dir NEW")
+    assert _snapshot(old) == before
