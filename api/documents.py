@@ -24,6 +24,7 @@ from api.schemas import (
     ErrorBody,
     JobList,
     JobView,
+    MergeResponse,
     SkippedItem,
     UploadResponse,
     clause_view,
@@ -48,9 +49,10 @@ def job_view(job: Job) -> JobView:
         known = describe_error(job.error)
         error = (ErrorBody(error=known.code, message=known.message, detail=known.detail) if known else
                  ErrorBody(error="write_failed", message="the write failed inside the server; the index is unchanged"))
+    result = MergeResponse(version=job.result) if job.kind == "merge" and job.state == "done" else job.result
     return JobView(job_id=job.id, kind=job.kind, subject=job.subject, state=job.state, submitted=job.submitted,
                    started=job.started, finished=job.finished, status_url=f"/api/jobs/{job.id}",
-                   result=job.result, error=error)
+                   result=result, error=error)
 
 
 async def _finish(job: Job, wait: bool, wait_seconds: float):

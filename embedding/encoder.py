@@ -90,20 +90,28 @@ class QueryBatcher:
                 future.set_result(vectors[text])
 
 
-def concurrent_session_options():
-    """onnxruntime for a server: each call on its caller's thread, no pool threads spin-waiting between calls.
+SERVER_ONNX_THREADS = 2
 
-    By default every call also uses a pool of one thread per core that spins after its work; with
-    many searches at once that burns the CPU the other requests need. Server CPU per search request
+
+def concurrent_session_options():
+    """onnxruntime for a server: two threads per call, none spin-waiting between calls.
+
+    By default every call uses a pool of one thread per core that spins after its work; with many
+    searches at once that burns the CPU the other requests need. Server CPU per search request
     (bench/load.py, 50 users, 2 cores, 2026-12-03, two rounds): onnxruntime's default 22-27 ms; one
-    thread without spinning 18-19 ms; with the QueryBatcher 14.5-16.5 ms (two threads without spinning
-    and the batcher: 15-16.5 ms, so one).
+    thread without spinning 18-19 ms; with the QueryBatcher 14.5-16.5 ms, and 15-16.5 ms with two
+    threads. Two, because an upload's passages are embedded by the same session: a 4,000-character
+    notice took 3.0-3.2 s on one thread, 1.2-1.9 s on two (with batches of 8).
     """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = SERVER_ONNX_THREADS
     options.inter_op_num_threads = 1
+    # No memory arena: it kept the peak of the largest upload's batches for good (server RSS 2.7 GB after
+    # 20 writes at 56k clauses; 1.15 GB without it, bench/write_speed.py). Query encoding 9.0-10.1 ms with
+    # the arena, 9.3-11.1 ms without (noise on these machines).
+    options.enable_cpu_mem_arena = False
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
@@ -113,11 +121,11 @@ class SentenceTransformerEncoder:
 
     The variant changes how the model runs, not which model it is: an index built with one
     variant is queried with another (the vectors agree to cosine >= 0.99). `concurrent` tunes it for
-    a server answering many searches at once: ONNX calls on one thread each (`concurrent_session_options`)
+    a server answering many searches at once: ONNX calls without spinning threads (`concurrent_session_options`)
     and queries encoded together (`QueryBatcher`); ingest keeps onnxruntime's threads, one per core.
     """
 
-    def __init__(self, model: str, model_id: str, variant: EncoderVariant = "torch", batch_size: int = 32,
+    def __init__(self, model: str, model_id: str, variant: EncoderVariant = "torch", batch_size: int = 8,
                  concurrent: bool = False) -> None:
         from sentence_transformers import SentenceTransformer
 
@@ -137,6 +145,10 @@ class SentenceTransformerEncoder:
         self.model_id = model_id
         self.variant = variant
         self.dim = self._model.get_embedding_dimension()
+        # 8: padding to the longest text of a batch costs less than with 32, and a batch's activations (the
+        # attention of 512-token texts) take a quarter of the memory. Passages per second, 2 cores, onnx-int8
+        # (2026-12-03): 512 law clauses sorted by length 4.7-4.9k chars/s at 32, 6.6k at 16, 5.6-6.2k at 8;
+        # one 40-clause notice 1.8-3.1k chars/s at 32, 1.9-4.6k at 16, 3.0-5.1k at 8.
         self.batch_size = batch_size
         prompts = self._model.prompts or {}
         self._query_prompt = "query" if "query" in prompts else None

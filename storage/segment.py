@@ -45,7 +45,7 @@ class LazyClauses(Sequence[Clause]):
         self.ids = [k[0] for k in keys]
         self.doc_ids = [k[1] for k in keys]
         self._file = self._path.open("rb")
-        self._parse = lru_cache(maxsize=20_000)(self._read)
+        self._parse = lru_cache(maxsize=4096)(self._read)  # a search reads a few dozen clauses
 
     def line(self, row: int) -> bytes:
         """The stored JSON line of a clause, unparsed (a merge copies it as it is)."""
