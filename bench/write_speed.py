@@ -11,7 +11,7 @@ included): that time is what the table reports. New documents are real law files
 While each write runs, one probe client searches one query after another; its p95 is compared
 with the same probe's p95 with no write running ("idle"). The "under load" rows repeat the
 writes while bench/load.py's 50 closed-loop users search. The server's RSS is read after the
-writes (20+ of them). `--synthetic N` repeats everything on an N-clause index replicated from the
+writes (15 of them, 105 documents added). `--synthetic N` repeats everything on an N-clause index replicated from the
 first one (bench/synthetic.py).
 """
 

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -191,12 +192,14 @@ def test_the_server_merges_in_jobs_of_its_own_that_the_jobs_api_lists(tmp_path, 
     settings = Settings(index_dir=tmp_path / "index", upload_dir=tmp_path / "uploads", models_dir=REPO / "data" / "models")
     with TestClient(create_app(settings, encoder)) as client:
         for name in ("一.txt", "二.txt"):  # two small writes: each leaves a merge job behind it
-            text = SEEDS["000"].read_text(encoding="utf-8").replace("2018", "2019" if name == "一.txt" else "2020")
+            text = f"（{name}的副本）\n" + SEEDS["000"].read_text(encoding="utf-8")  # not a duplicate of seed 000
             assert client.post("/api/documents", files=[("files", (name, text.encode(), "text/plain"))]).status_code == 200
         deadline = time.time() + 60
-        while any(j["state"] in ("queued", "running") for j in (jobs := client.get("/api/jobs").json()["jobs"])):
+        jobs = client.get("/api/jobs").json()["jobs"]
+        while any(j["state"] in ("queued", "running") for j in jobs):
             assert time.time() < deadline
             time.sleep(0.2)
+            jobs = client.get("/api/jobs").json()["jobs"]
     merges = [j for j in jobs if j["kind"] == "merge"]
     assert merges and all(j["state"] == "done" and "version" in j["result"] for j in merges)
     # The second small segment reached the first one's size: they were merged (and with the demo's, if as large).
