@@ -24,7 +24,7 @@ NOISE = 0.01
 
 def synthetic_content(index: ClauseIndex, size: int) -> SegmentContent:
     """`size` clauses from the live clauses of `index`, replicated (one segment's worth)."""
-    if len(index.segments) != 1 or any(m is not None for m in index._live):
+    if len(index.segments) != 1 or len(index.clauses) != index.segments[0].size:
         raise SystemExit("build the synthetic index from an index of one segment without deletions "
                          "(`policyqa ingest` into a new folder)")
     source = index.segments[0]
@@ -63,7 +63,7 @@ def build_synthetic(index: ClauseIndex, size: int, target: Path) -> float:
     start = time.perf_counter()
     store = IndexStore(target)
     content = synthetic_content(index, size)
-    fields = {k: v for k, v in index.manifest.items() if k not in ("format_version", "version", "created", "segments")}
+    fields = IndexStore(index.segments[0].folder.parent.parent).live().fields
     with store.writing():
         with store.new_segment() as (folder, name):
             write_segment(folder, content)

@@ -165,11 +165,13 @@ class ClauseIndex:
         self.options = options
         self.segments = [segment for segment, _ in parts]
         self._live = [segment.live_mask(deleted) for segment, deleted in parts]
-        self._deleted = [deleted for _, deleted in parts]
         self._offsets = list(np.cumsum([0] + [s.size for s in self.segments]))  # a row's global id = offset + row
-        self.documents = {d.doc_id: d for segment, deleted in parts for d in segment.documents if d.doc_id not in deleted}
-        self._home = {d.doc_id: i for i, (segment, deleted) in enumerate(parts)
-                      for d in segment.documents if d.doc_id not in deleted}
+        self.documents: dict[str, Document] = {}
+        self._home: dict[str, int] = {}  # doc id -> the segment that holds it live
+        for i, (segment, deleted) in enumerate(parts):
+            for doc in segment.documents:
+                if doc.doc_id not in deleted:
+                    self.documents[doc.doc_id], self._home[doc.doc_id] = doc, i
         self._document_infos: dict[str, DocumentInfo] = {}
         self.clauses = LiveClauses(list(zip(self.segments, self._live, strict=True)))
         self._lexical = LexicalStats([(s.lexical, live) for s, live in zip(self.segments, self._live, strict=True)])

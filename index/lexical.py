@@ -68,16 +68,19 @@ class LexicalSegment:
         start, end = self.indptr[i], self.indptr[i + 1]
         return self.rows[start:end], self.tf[start:end]
 
+    def terms(self) -> list[str]:
+        """The vocabulary in term-id order."""
+        return sorted(self.vocab, key=self.vocab.__getitem__)
+
     def triples(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """(terms, term id, row, tf) of every posting: what a merge re-reads."""
-        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        terms = self.terms()
         term_of = np.repeat(np.arange(len(terms), dtype=np.int64), np.diff(self.indptr))
         return terms, term_of, np.asarray(self.rows, dtype=np.int64), np.asarray(self.tf)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        terms = sorted(self.vocab, key=self.vocab.__getitem__)
-        (folder / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
+        (folder / "vocab.json").write_text(json.dumps(self.terms(), ensure_ascii=False), encoding="utf-8")
         for name in ("indptr", "rows", "tf", "lengths"):
             np.save(folder / f"{name}.npy", getattr(self, name))
 

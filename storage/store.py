@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from storage.segment import DocumentKey, read_doc_keys, read_jsonl, segment_prob
 FORMAT_VERSION = 2
 KEEP_VERSIONS = 2
 VERSION_NAME = re.compile(r"\d{6}")
+COMMIT_FIELDS = ("format_version", "version", "created", "segments")  # what commit() writes into a manifest
 STAGING_PREFIX = "."  # versions/.<n>-xxxx and segments/.<m>-xxxx while a commit writes them
 
 
@@ -79,6 +81,11 @@ class Version:
     @property
     def segments(self) -> list[tuple[str, set[str]]]:
         return [(s["name"], set(s["deleted"])) for s in self.manifest["segments"]]
+
+    @property
+    def fields(self) -> dict:
+        """What the version's writer said of it (model, counts), without what `IndexStore.commit` adds."""
+        return {k: v for k, v in self.manifest.items() if k not in COMMIT_FIELDS}
 
 
 def read_manifest(folder: Path) -> dict:
@@ -211,19 +218,18 @@ class IndexStore:
 
     def load_documents(self) -> list[Document]:
         """The live documents alone, without reading the (much larger) clause stores."""
-        version = self.live()
-        with self.reading(version.name):
-            return [d for name, deleted in version.segments
-                    for d in read_jsonl(self.segments_dir / name / "documents.jsonl", Document) if d.doc_id not in deleted]
+        return self._live_documents(lambda folder: read_jsonl(folder / "documents.jsonl", Document))
 
     def document_keys(self) -> list[DocumentKey]:
         """Id, source and hash of every live document, without reading document texts (what a write needs)."""
-        if not self.exists():
-            return []
+        return self._live_documents(read_doc_keys) if self.exists() else []
+
+    def _live_documents(self, read: Callable[[Path], list]) -> list:
+        """What `read(segment folder)` gives of each segment's documents, but those deleted since."""
         version = self.live()
         with self.reading(version.name):
-            return [k for name, deleted in version.segments
-                    for k in read_doc_keys(self.segments_dir / name) if k.doc_id not in deleted]
+            return [d for name, deleted in version.segments
+                    for d in read(self.segments_dir / name) if d.doc_id not in deleted]
 
     @contextmanager
     def reading(self, version: str):

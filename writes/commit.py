@@ -193,5 +193,4 @@ def _merge_locked(store: IndexStore) -> str | None:
 
 def _carried(version: Version) -> dict:
     """What a merge's version says of itself: the same documents, model and counts as the version it merges."""
-    fields = {k: v for k, v in version.manifest.items() if k not in ("format_version", "version", "created", "segments")}
-    return {**fields, "embedded_now": 0, "reused_embeddings": 0, "merged": True}
+    return {**version.fields, "embedded_now": 0, "reused_embeddings": 0, "merged": True}

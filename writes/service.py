@@ -64,8 +64,8 @@ class WriteReport:
 def at_low_priority(work: Callable[[], Any]) -> Callable[[], Any]:
     """`work`, run on its thread at the lowest CPU priority (Linux: a thread's niceness is its own).
 
-    A write (parsing, embedding the new clauses, re-tokenising every clause for BM25) otherwise takes
-    CPU and the GIL from searches. bench/load.py, 50 users, uploads back to back, 2026-12-03, same run:
+    A write (parsing, embedding and tokenising its clauses, merging segments) otherwise takes CPU and the
+    GIL from searches. bench/load.py, 50 users, uploads back to back, 2026-12-03, same run:
     search p95 during writes 1.74x idle at normal priority, 1.30x at nice 19 (a quiet machine); with
     another job on the machine, search throughput during writes -23 % vs unchanged. Writes take ~20 %
     longer. Elsewhere than Linux the write runs as it is.
@@ -153,10 +153,13 @@ class LiveIndex:
 
     def submit_removal(self, doc_ids: list[str], then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
         """Queue a removal; unknown documents are refused at once, without waiting behind other writes."""
+        self._refuse_unknown(doc_ids)
+        return self.writes.submit("remove", list(doc_ids), at_low_priority(lambda: then(self.remove(doc_ids))))
+
+    def _refuse_unknown(self, doc_ids: list[str]) -> None:
         unknown = [d for d in doc_ids if not self._exists or d not in self.index.documents]
         if unknown:
             raise UnknownDocumentError(unknown)
-        return self.writes.submit("remove", list(doc_ids), at_low_priority(lambda: then(self.remove(doc_ids))))
 
     def add_files(self, paths: list[Path], on_file: Callable[[Path], None] | None = None,
                   on_embedded: Callable[[int, int], None] | None = None) -> WriteReport:
@@ -212,9 +215,7 @@ class LiveIndex:
 
     def remove(self, doc_ids: list[str]) -> WriteReport:
         """Remove documents, and the uploaded files they came from once no document needs them."""
-        unknown = [d for d in doc_ids if not self._exists or d not in self.index.documents]
-        if unknown:
-            raise UnknownDocumentError(unknown)
+        self._refuse_unknown(doc_ids)
         sources = {self.index.documents[d].source_path for d in doc_ids}
         version = self._commit(add_documents=[], add_clauses=[], remove_doc_ids=set(doc_ids))
         still_used = {d.source_path for d in self.index.documents.values()}
