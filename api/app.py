@@ -19,6 +19,7 @@ from api.methods import AllowedMethods
 from api.openai_errors import OpenAIErrorBody
 from api.schemas import ErrorBody
 from api.security import install_security
+from backends.base import open_backend
 from embedding.encoder import Encoder, load_encoder
 from policyqa.settings import Settings
 from writes.service import LiveIndex
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     )
     app.state.settings = settings
     app.state.live = LiveIndex(
-        settings.index_dir,
+        open_backend(settings),
         encoder,
         upload_dir=settings.upload_dir,
         with_context=settings.embedding_context,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Literal, get_args
@@ -246,16 +246,9 @@ class ClauseIndex:
 
     def _allowed(self, filters: Filters | None) -> list[np.ndarray | None] | None:
         """Per segment, the rows a filter allows (None: no filter)."""
-        if filters is None or not any(filters.model_dump().values()):
+        docs = filtered_documents(self.documents.values(), filters)
+        if docs is None:
             return None
-        docs = [
-            d
-            for d in self.documents.values()
-            if (filters.doc_id is None or d.doc_id == filters.doc_id)
-            and (filters.issuer is None or (d.issuer or "").find(filters.issuer) >= 0)
-            and (filters.region is None or (d.region or "").find(filters.region) >= 0)
-            and (filters.year is None or (d.date or "").startswith(str(filters.year)))
-        ]
         masks = [np.zeros(s.size, dtype=bool) for s in self.segments]
         for doc in docs:
             part = self._home[doc.doc_id]
@@ -264,23 +257,15 @@ class ClauseIndex:
         return masks
 
     def search(self, query: str, k: int = 10, mode: Mode = "hybrid", filters: Filters | None = None) -> list[Hit]:
-        query = query.strip()
-        if not query:
-            raise QueryError("the query is empty")
-        if len(query) > MAX_QUERY_CHARS:
-            raise QueryError(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
-        if mode not in MODES:
-            raise QueryError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
-        if not 1 <= k <= MAX_K:
-            raise QueryError(f"k must be between 1 and {MAX_K}, not {k}")
+        query = checked_query(query, k, mode)
         allowed = self._allowed(filters)
         if allowed is not None and not any(m.any() for m in allowed):
             return []
         masks = allowed or self._live
-        depth = max(CANDIDATES, 3 * k)
+        depth = candidate_depth(k)
         dense: dict[int, tuple[int, float]] = {}
         lexical: dict[int, tuple[int, float]] = {}
-        query_tokens = expand_query(query) if self.options.expand_queries else tokenize(query)
+        query_tokens = query_terms(query, self.options)
         if mode in ("hybrid", "dense"):
             vector = self._encoder.encode_queries([normalize_for_matching(query)])[0]
             found = [s.dense.search(vector, depth, mask, every_list=allowed is not None)
@@ -288,19 +273,7 @@ class ClauseIndex:
             dense = self._ranked(found, depth)
         if mode in ("hybrid", "lexical"):
             lexical = self._ranked(self._lexical.search(query_tokens, depth, masks), depth)
-        if mode == "dense":
-            fused = {r: s for r, (_, s) in dense.items()}
-        elif mode == "lexical":
-            fused = {r: s for r, (_, s) in lexical.items()}
-        elif self.options.fusion == "rrf":
-            fused = rrf([list(dense), list(lexical)])
-        else:
-            fused = weighted_sum(
-                {r: s for r, (_, s) in dense.items()}, {r: s for r, (_, s) in lexical.items()}, self.options.dense_weight
-            )
-        ranked = sorted(fused, key=lambda r: (-fused[r], r))[: depth]
-        groups = collapse_duplicates(ranked, lambda r: self._clause(r).norm_text, limit=k)
-        return [self._hit(row, fused[row], dense, lexical, query_tokens, others) for row, others in groups]
+        return fused_hits(dense, lexical, mode, self.options, k, query_tokens, self._clause, self.document_info)
 
     def _ranked(self, per_segment: list[tuple[np.ndarray, np.ndarray]], depth: int) -> dict[int, tuple[int, float]]:
         """{global row: (rank, score)} of the best `depth` over every segment's own best."""
@@ -318,19 +291,79 @@ class ClauseIndex:
             info = self._document_infos[doc_id] = document_info(self.documents[doc_id])
         return info
 
-    def _hit(self, row, score, dense, lexical, query_tokens, others) -> Hit:
-        clause = self._clause(row)
-        terms = sorted({t for t in query_tokens if t in clause.norm_text}, key=len, reverse=True)
-        matched = [t for t in terms if not any(t != longer and t in longer for longer in terms)]
-        also = [self._clause(o) for o in others]
-        return Hit(
-            clause=clause,
-            document=self.document_info(clause.doc_id),
-            score=score,
-            dense_rank=dense.get(row, (None, None))[0],
-            dense_score=dense.get(row, (None, None))[1],
-            lexical_rank=lexical.get(row, (None, None))[0],
-            lexical_score=lexical.get(row, (None, None))[1],
-            matched_terms=matched,
-            also_in=[AlsoIn(clause_id=c.id, doc_id=c.doc_id, title=c.doc_title) for c in also],
-        )
+
+def filtered_documents(documents: Iterable[Document], filters: Filters | None) -> list[Document] | None:
+    """The documents a filter lets through (None: no filter). Issuer and region match as substrings."""
+    if filters is None or not any(filters.model_dump().values()):
+        return None
+    return [
+        d
+        for d in documents
+        if (filters.doc_id is None or d.doc_id == filters.doc_id)
+        and (filters.issuer is None or (d.issuer or "").find(filters.issuer) >= 0)
+        and (filters.region is None or (d.region or "").find(filters.region) >= 0)
+        and (filters.year is None or (d.date or "").startswith(str(filters.year)))
+    ]
+
+
+def checked_query(query: str, k: int, mode: str) -> str:
+    """The query stripped, or QueryError saying what is wrong with the request."""
+    query = query.strip()
+    if not query:
+        raise QueryError("the query is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    if mode not in MODES:
+        raise QueryError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
+    if not 1 <= k <= MAX_K:
+        raise QueryError(f"k must be between 1 and {MAX_K}, not {k}")
+    return query
+
+
+def candidate_depth(k: int) -> int:
+    return max(CANDIDATES, 3 * k)
+
+
+def query_terms(query: str, options: SearchOptions) -> list[str]:
+    """The terms BM25 looks up: the query's tokens, with the policy terms of its everyday words if asked."""
+    return expand_query(query) if options.expand_queries else tokenize(query)
+
+
+Ranked = dict[Hashable, tuple[int, float]]  # candidate -> (rank, score), from one retriever
+
+
+def fused_hits(dense: Ranked, lexical: Ranked, mode: Mode, options: SearchOptions, k: int, query_tokens: list[str],
+               clause_of: Callable[[Hashable], Clause], document_info: Callable[[str], DocumentInfo]) -> list[Hit]:
+    """The top k hits from each retriever's candidates: fused, near-duplicates collapsed, with why they matched.
+
+    Every backend hands its candidate lists here, so fusion, collapse and highlights are the same on all.
+    """
+    if mode == "dense":
+        fused = {r: s for r, (_, s) in dense.items()}
+    elif mode == "lexical":
+        fused = {r: s for r, (_, s) in lexical.items()}
+    elif options.fusion == "rrf":
+        fused = rrf([list(dense), list(lexical)])
+    else:
+        fused = weighted_sum({r: s for r, (_, s) in dense.items()}, {r: s for r, (_, s) in lexical.items()},
+                             options.dense_weight)
+    ranked = sorted(fused, key=lambda r: (-fused[r], r))[: candidate_depth(k)]
+    groups = collapse_duplicates(ranked, lambda r: clause_of(r).norm_text, limit=k)
+    return [_hit(clause_of(row), fused[row], dense.get(row), lexical.get(row), query_tokens,
+                 [clause_of(o) for o in others], document_info) for row, others in groups]
+
+
+def _hit(clause: Clause, score: float, dense, lexical, query_tokens, also: list[Clause], document_info) -> Hit:
+    terms = sorted({t for t in query_tokens if t in clause.norm_text}, key=len, reverse=True)
+    matched = [t for t in terms if not any(t != longer and t in longer for longer in terms)]
+    return Hit(
+        clause=clause,
+        document=document_info(clause.doc_id),
+        score=score,
+        dense_rank=dense[0] if dense else None,
+        dense_score=dense[1] if dense else None,
+        lexical_rank=lexical[0] if lexical else None,
+        lexical_score=lexical[1] if lexical else None,
+        matched_terms=matched,
+        also_in=[AlsoIn(clause_id=c.id, doc_id=c.doc_id, title=c.doc_title) for c in also],
+    )

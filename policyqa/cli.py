@@ -13,8 +13,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from backends.base import BackendError, open_backend
 from embedding.encoder import load_encoder
-from index.clause_index import MODES, ClauseIndex, Filters, ModelMismatchError, QueryError
+from index.clause_index import MODES, Filters, ModelMismatchError, QueryError
 from ingest.errors import IngestError
 from ingest.pipeline import find_files, parse_file
 from policyqa.settings import get_settings
@@ -26,6 +27,8 @@ model_app = typer.Typer(help="The embedding model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 index_app = typer.Typer(help="The index folder: check it, repair it.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+backend_app = typer.Typer(help="Where the index lives: copy a local index to Qdrant.", no_args_is_help=True)
+app.add_typer(backend_app, name="backend")
 err = Console(stderr=True)
 
 IndexDirOption = Annotated[
@@ -61,7 +64,7 @@ def ingest(
 
 def _writer(settings, index_dir: Path, encoder=None) -> LiveIndex:
     """The write path the server uses too (writes/service.py), run here in the foreground, merging at once."""
-    return LiveIndex(index_dir, encoder or load_encoder(settings), upload_dir=settings.upload_dir,
+    return LiveIndex(open_backend(settings, index_dir), encoder or load_encoder(settings), upload_dir=settings.upload_dir,
                      with_context=settings.embedding_context, max_file_bytes=settings.max_file_bytes,
                      background_merges=False)
 
@@ -80,7 +83,7 @@ def _ingest(settings, index_dir: Path, paths: list[Path], encoder=None) -> None:
             on_file=lambda p: progress.update(task, advance=1, description=f"parse {p.name[:30]}"),
             on_embedded=lambda n, total: progress.update(embed, advance=n, total=total),
         )
-    _print_summary(report.result, index_dir, report.version)
+    _print_summary(report.result, writer.backend.where, report.version)
 
 
 @app.command()
@@ -110,7 +113,7 @@ def search(
     """Search the index and print the best clauses with their documents."""
     settings = get_settings()
     try:
-        index = ClauseIndex.open(index_dir or settings.index_dir, load_encoder(settings))
+        index = open_backend(settings, index_dir).open(load_encoder(settings))
         hits = index.search(query, k=k, mode=mode, filters=Filters(doc_id=doc, issuer=issuer, region=region, year=year))
     except QueryError as exc:
         err.print(f"[red]{exc}[/red]")
@@ -148,15 +151,15 @@ def serve(
 
     updates = {k: v for k, v in {"host": host, "port": port, "index_dir": index_dir}.items() if v is not None}
     settings = get_settings().model_copy(update=updates)
-    store = IndexStore(settings.index_dir)
-    has_index = store.exists()  # raises on a damaged index: that is never "no index"
-    if not has_index and not store.is_empty():
-        err.print(f"[red]{settings.index_dir} holds no policyqa index but is not empty: the demo corpus is only "
+    backend = open_backend(settings)
+    has_index = backend.exists()  # raises on a damaged index: that is never "no index"
+    if not has_index and not backend.is_empty():
+        err.print(f"[red]{backend.where} holds no policyqa index but is not empty: the demo corpus is only "
                   "ingested into an empty or new folder. Choose another --index-dir.[/red]")
         raise typer.Exit(2)
     encoder = load_encoder(settings, concurrent=True)
     if not has_index:
-        err.print(f"no index in {settings.index_dir}: ingesting the demo corpus {settings.demo_corpus} first")
+        err.print(f"no index in {backend.where}: ingesting the demo corpus {settings.demo_corpus} first")
         _ingest(settings, settings.index_dir, [settings.demo_corpus], encoder)
     application = create_app(settings, encoder)  # opens the index: a broken one stops us before we claim to serve
     err.print(f"[bold]policyqa[/bold] serving on http://{settings.host}:{settings.port}/  (API docs: /docs)")
@@ -186,6 +189,30 @@ def index_repair(index_dir: IndexDirOption = None) -> None:
         err.print(f"repaired: CURRENT now names version {version} ({len(store.load_documents())} documents)")
         return
     err.print(f"nothing to repair in {store.index_dir}: " + (f"version {version} is complete" if version else "there is no index"))
+
+
+@backend_app.command("migrate")
+def backend_migrate(
+    to: Annotated[str, typer.Option("--to", help="the backend to copy into (qdrant)")] = "qdrant",
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Copy the local index into Qdrant (POLICYQA_QDRANT_URL or _PATH, _COLLECTION), reusing its vectors; resumable.
+    Then set POLICYQA_BACKEND=qdrant."""
+    from backends.migrate import migrate_to_qdrant
+    from backends.qdrant_store import QdrantBackend
+
+    if to != "qdrant":
+        err.print(f"[red]unknown backend '{escape(to)}': the local index can be copied to qdrant[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+    source = index_dir or settings.index_dir
+    target = QdrantBackend.from_settings(settings, source)
+    documents = len(IndexStore(source).document_keys())
+    with _progress(documents < 20) as progress:
+        task = progress.add_task("copy documents", total=documents)
+        collection, copied = migrate_to_qdrant(source, target, lambda done, total: progress.update(task, completed=done))
+    err.print(f"copied {copied} document(s) from {source} into {target.where} (collection {collection}); "
+              "searches use it with POLICYQA_BACKEND=qdrant")
 
 
 @model_app.command("build")
@@ -233,7 +260,7 @@ def evaluate(
         search, chat, clauses, base = http_searcher(url), http_chat(url), _server_clauses(url), None
     else:
         encoder = load_encoder(settings)
-        index = ClauseIndex.open(index_dir or settings.index_dir, encoder)
+        index = open_backend(settings, index_dir).open(encoder)
         search, chat, clauses = local_searcher(index), local_chat(index), index.clauses
         base = baseline_searcher(list(index.documents.values()), encoder, settings.models_dir.parent / "eval-cache") if baseline else None
     query_set, queries = _matching_set(query_set, clauses)
@@ -304,8 +331,8 @@ def _progress(disable: bool) -> Progress:
     )
 
 
-def _print_summary(result, index_dir: Path, version: str | None) -> None:
-    err.print(f"[bold]ingest summary[/bold]: index {index_dir}, " + (f"version {version}" if version else "unchanged"))
+def _print_summary(result, where: str, version: str | None) -> None:
+    err.print(f"[bold]ingest summary[/bold]: index {where}, " + (f"version {version}" if version else "unchanged"))
     table = Table(show_header=False)
     table.add_row("files", str(result.files))
     table.add_row("documents added", str(len(result.documents)))
@@ -329,6 +356,6 @@ def main() -> None:
             name = "POLICYQA_" + "_".join(str(part) for part in error["loc"]).upper()
             err.print(f"[red]invalid setting {name}={error.get('input')!r}: {error['msg']}[/red]")
         raise SystemExit(2) from None
-    except (IndexMissingError, IndexDamagedError, IndexFormatError, ModelMismatchError) as exc:  # any command: one line, no traceback
+    except (IndexMissingError, IndexDamagedError, IndexFormatError, ModelMismatchError, BackendError) as exc:  # any command: one line, no traceback
         err.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise SystemExit(2) from None

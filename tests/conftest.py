@@ -58,6 +58,27 @@ def demo_index(demo_index_dir, encoder):
 
 
 @pytest.fixture(scope="session")
+def eval_index_dir(tmp_path_factory, encoder):
+    """The demo corpus plus laws/education: what eval/sets/policy.jsonl is labelled on."""
+    if not LAWS.is_dir():
+        pytest.skip(f"laws corpus not found at {LAWS}")
+    from ingest.pipeline import find_files, ingest_files
+    from writes.commit import update_index
+
+    index_dir = tmp_path_factory.mktemp("eval-index")
+    result = ingest_files(list(find_files([DEMO, LAWS / "education"])))
+    update_index(index_dir, encoder, result.documents, result.clauses)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def eval_index(eval_index_dir, encoder):
+    from index.clause_index import ClauseIndex
+
+    return ClauseIndex.open(eval_index_dir, encoder)
+
+
+@pytest.fixture(scope="session")
 def api_settings(tmp_path_factory, demo_index_dir):
     """Settings for a server over a private copy of the demo index (writes must not touch the shared one)."""
     import shutil

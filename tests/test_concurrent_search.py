@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from backends.local import LocalBackend
 from embedding.encoder import load_encoder
 from policyqa.settings import Settings
 from tests.conftest import REPO
@@ -75,7 +76,7 @@ def test_a_failed_model_call_fails_the_searches_waiting_for_it_and_the_next_one_
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own CPU priority is a Linux feature")
 def test_writes_run_at_the_lowest_cpu_priority_and_searches_do_not(tmp_path, demo_index_dir, encoder):
     shutil.copytree(demo_index_dir, tmp_path / "index")
-    live = LiveIndex(tmp_path / "index", encoder, upload_dir=tmp_path / "uploads")
+    live = LiveIndex(LocalBackend(tmp_path / "index"), encoder, upload_dir=tmp_path / "uploads")
     try:
         priority = live.submit_removal(
             ["004_34cdbe798261bc22"],

@@ -8,28 +8,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from eval.dataset import load_queries, validate_labels
 from eval.harness import evaluate_set
 from eval.runner import local_searcher
-from tests.conftest import DEMO, LAWS, REPO
+from tests.conftest import REPO
 
 FLOORS = json.loads((REPO / "eval" / "floors.json").read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="session")
-def eval_index(tmp_path_factory, encoder):
-    if not LAWS.is_dir():
-        pytest.skip(f"laws corpus not found at {LAWS}")
-    from index.clause_index import ClauseIndex
-    from ingest.pipeline import find_files, ingest_files
-    from writes.commit import update_index
-
-    index_dir = tmp_path_factory.mktemp("eval-index")
-    result = ingest_files(list(find_files([DEMO, LAWS / "education"])))
-    update_index(index_dir, encoder, result.documents, result.clauses)
-    return ClauseIndex.open(index_dir, encoder)
 
 
 def test_hybrid_retrieval_stays_above_the_recorded_floors(eval_index):

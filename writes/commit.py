@@ -95,7 +95,7 @@ def _write(store: IndexStore, encoder: Encoder, add_documents, add_clauses, repl
     reusable.update(load_pending(store.index_dir, encoder.model_id))
     inputs = [clause_input(c, with_context) for c in add_clauses]
     keys = [embed_key(t) for t in inputs]
-    vectors, embedded_now = _embed(store.index_dir, encoder, inputs, keys, reusable, on_embedded)
+    vectors, embedded_now = embed_missing(store.index_dir, encoder, inputs, keys, reusable, on_embedded)
     segments = [(name, deleted) for name, deleted, documents, _ in parts if documents > 0]
     if add_clauses or add_documents:
         lexical_texts = inputs if with_context else [clause_input(c, True) for c in add_clauses]
@@ -129,7 +129,7 @@ def _vectors_of(folder: Path, row_ranges: list[range]) -> dict[str, np.ndarray]:
     return {k.decode(): np.array(v) for k, v in zip(keys, vectors, strict=True)}
 
 
-def _embed(index_dir: Path, encoder: Encoder, inputs: list[str], keys: list[str], known: dict[str, np.ndarray],
+def embed_missing(index_dir: Path, encoder: Encoder, inputs: list[str], keys: list[str], known: dict[str, np.ndarray],
            on_embedded) -> tuple[np.ndarray, int]:
     """Vectors for the inputs: known ones reused, the rest encoded shortest first in checkpointed chunks."""
     missing = {key: text for key, text in zip(keys, inputs, strict=True) if key not in known}

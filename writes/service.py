@@ -5,8 +5,8 @@ the same source (its path; an upload's stored name), and a document with the doc
 replaces it. A file that yields nothing (unreadable, empty, a duplicate) changes nothing: the
 documents it produced before stay, and the file is reported as skipped or duplicate.
 
-Searches read the current `ClauseIndex`; a write commits a new version (writes/commit.py), opens it
-(reusing the segments already open) and only then swaps it in, so searches keep working during a
+Searches read the current index view; a write commits a new version through the backend (backends/:
+the local folder or Qdrant), opens it (reusing what has not changed) and only then swaps it in, so searches keep working during a
 write and never see half of one. In a server, writes are jobs on one `WriteQueue` (one at a time,
 in order, never on a thread a search needs) and segment merges run as jobs of their own after the
 write that made them due; the CLI calls the same methods directly and merges at once.
@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.base import Backend, SearchIndex
 from embedding.encoder import Encoder
-from index.clause_index import ClauseIndex
 from ingest.pipeline import IngestResult, ingest_files, make_doc_id
 from ingest.readers import SUPPORTED_SUFFIXES
 from ingest.schema import SkippedFile
-from storage.store import IndexMissingError, IndexStore
-from writes.commit import merge_segments, update_index
+from storage.store import IndexMissingError
 from writes.jobs import Job, WriteQueue
 
 WRITE_NICENESS = 19  # the lowest: see at_low_priority
@@ -94,18 +93,18 @@ def safe_upload_name(filename: str) -> str:
 
 
 class LiveIndex:
-    def __init__(self, index_dir: Path, encoder: Encoder, upload_dir: Path, with_context: bool = True,
+    def __init__(self, backend: Backend, encoder: Encoder, upload_dir: Path, with_context: bool = True,
                  max_file_bytes: int | None = None, max_queued_writes: int = 16, background_merges: bool = True) -> None:
-        self.index_dir = Path(index_dir)
+        self.backend = backend
         self.upload_dir = Path(upload_dir)
         self._encoder = encoder
         self._with_context = with_context
         self._max_file_bytes = max_file_bytes
         self._background_merges = background_merges
         self.writes = WriteQueue(max_queued_writes)
-        self._current: ClauseIndex | None = None
+        self._current: SearchIndex | None = None
         # A damaged index raises here: nothing may serve from it or write into it.
-        self._exists = IndexStore(self.index_dir).exists()
+        self._exists = backend.exists()
         for stale in self.upload_dir.glob(".staging-*") if self.upload_dir.is_dir() else []:
             shutil.rmtree(stale, ignore_errors=True)  # left by an upload killed before it finished
 
@@ -116,22 +115,21 @@ class LiveIndex:
             self.index.search("义务教育", k=1)
 
     @property
-    def index(self) -> ClauseIndex:
+    def index(self) -> SearchIndex:
         current = self._current
         if current is None:
             if not self._exists:
-                raise IndexMissingError(self.index_dir)
-            current = self._current = ClauseIndex.open(self.index_dir, self._encoder)
+                raise IndexMissingError(self.backend.where)
+            current = self._current = self.backend.open(self._encoder)
         return current
 
     def _reopen(self) -> None:
-        opened = {s.name: s for s in self._current.segments} if self._current is not None else {}
-        self._current = ClauseIndex.open(self.index_dir, self._encoder, opened)
+        self._current = self.backend.open(self._encoder, self._current)
         self._exists = True
 
     def _commit(self, on_embedded: Callable[[int, int], None] | None = None, **changes) -> str:
-        version = update_index(self.index_dir, self._encoder, with_context=self._with_context, on_embedded=on_embedded,
-                               merge=not self._background_merges, **changes)
+        version = self.backend.write(self._encoder, with_context=self._with_context, on_embedded=on_embedded,
+                                     merge=not self._background_merges, **changes)
         self._reopen()
         return_freed_memory()
         if self._background_merges and not any(j.kind == "merge" and j.state == "queued" for j in self.writes.jobs()):
@@ -139,8 +137,8 @@ class LiveIndex:
         return version
 
     def merge(self) -> str | None:
-        """Merge the segments that are due (writes/commit.py); the new version is served once committed."""
-        version = merge_segments(self.index_dir)
+        """Merge what is due (the local backend's segments); the new version is served once committed."""
+        version = self.backend.merge()
         if version is not None:
             self._reopen()
             return_freed_memory()
@@ -201,7 +199,7 @@ class LiveIndex:
 
     def _add(self, files: list[Path], source_of: dict[str, str], on_file=None, on_embedded=None) -> WriteReport:
         """Parse `files`, record each document under `source_of[path]`, and commit (the replacement rule above)."""
-        existing = IndexStore(self.index_dir).document_keys()
+        existing = self.backend.document_keys()
         sources = set(source_of.values())
         kept = [d for d in existing if d.source_path not in sources]
         kwargs = {} if self._max_file_bytes is None else {"max_bytes": self._max_file_bytes}

@@ -1,0 +1,122 @@
+"""Searching a Qdrant collection: the same hits as the local backend (backends/qdrant_store.py has the layout).
+
+Both candidate lists (dense and BM25, each as deep as the local backend's) come back from one batched
+request and go through the project's own fusion, near-duplicate collapse and highlights
+(index/clause_index.py: `fused_hits`): server-side RRF would rank differently from the local backend's
+weighted fusion, which measured better (bench/retrieval_decisions.py). Filters are resolved to document
+ids against the documents held here, with the local backend's rules (substring issuer and region).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from qdrant_client import models
+
+from backends.qdrant_store import DENSE, LEXICAL, LIVE_CLAUSES, QdrantBackend, must, query_terms_vector
+from embedding.encoder import Encoder
+from index.clause_index import (
+    DocumentInfo,
+    Filters,
+    Hit,
+    Mode,
+    SearchOptions,
+    candidate_depth,
+    checked_query,
+    document_info,
+    filtered_documents,
+    fused_hits,
+    query_terms,
+)
+from ingest.normalize import normalize_for_matching
+from ingest.schema import Clause, Document
+
+
+class QdrantClauses:
+    """The live clauses of a collection: counted by Qdrant, read by scrolling."""
+
+    def __init__(self, backend: QdrantBackend, collection: str) -> None:
+        self._backend, self._collection = backend, collection
+
+    def __len__(self) -> int:
+        return self._backend.call("count", self._collection, count_filter=must(**LIVE_CLAUSES), exact=True).count
+
+    def __iter__(self) -> Iterator[Clause]:
+        for point in self._backend.scroll(self._collection, must(**LIVE_CLAUSES)):
+            yield Clause.model_validate(point.payload["clause"])
+
+
+class QdrantIndex:
+    """Implements backends/base.py's `SearchIndex` over one collection, as it was when opened."""
+
+    def __init__(self, backend: QdrantBackend, collection: str, encoder: Encoder,
+                 options: SearchOptions = SearchOptions()) -> None:
+        self._backend, self._collection, self._encoder = backend, collection, encoder
+        self.options = options
+        meta = backend.meta(collection) or {}
+        self.manifest = {k: v for k, v in meta.items() if k not in ("kind", "pending")}
+        live = sorted(backend.live_documents(collection).items())
+        self.documents: dict[str, Document] = {d: Document.model_validate(p["document"]) for d, (_, p) in live}
+        self._writes = {doc_id: write for doc_id, (write, _) in live}  # the copy of each document this view shows
+        self._document_infos: dict[str, DocumentInfo] = {}
+        self.clauses = QdrantClauses(backend, collection)
+
+    def _clauses_where(self, **fields) -> list[Clause]:
+        """Live clauses matching the fields, of the document's current write only, in reading order."""
+        found = [p.payload for p in self._backend.scroll(self._collection, must(**LIVE_CLAUSES, **fields))]
+        current = [p for p in found if self._writes.get(p["doc_id"]) == p["write"]]
+        return sorted((Clause.model_validate(p["clause"]) for p in current), key=lambda c: c.position)
+
+    def get_clause(self, clause_id: str) -> Clause | None:
+        found = self._clauses_where(clause_id=clause_id)
+        return found[0] if found else None
+
+    def document_clauses(self, doc_id: str) -> list[Clause]:
+        return self._clauses_where(doc_id=doc_id) if doc_id in self.documents else []
+
+    def clause_count(self, doc_id: str) -> int:
+        if doc_id not in self.documents:
+            return 0
+        return self._backend.call("count", self._collection, exact=True, count_filter=must(
+            **LIVE_CLAUSES, doc_id=doc_id, write=self._writes[doc_id])).count
+
+    def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> tuple[list[Clause], list[Clause]]:
+        clause = self.get_clause(clause_id)
+        clauses = self.document_clauses(clause.doc_id)
+        at = next(i for i, c in enumerate(clauses) if c.id == clause_id)
+        return clauses[max(0, at - before):at], clauses[at + 1:at + 1 + after]
+
+    def document_info(self, doc_id: str) -> DocumentInfo:
+        info = self._document_infos.get(doc_id)
+        if info is None:
+            info = self._document_infos[doc_id] = document_info(self.documents[doc_id])
+        return info
+
+    def search(self, query: str, k: int = 10, mode: Mode = "hybrid", filters: Filters | None = None) -> list[Hit]:
+        query = checked_query(query, k, mode)
+        allowed = filtered_documents(self.documents.values(), filters)
+        if allowed is not None and not allowed:
+            return []
+        conditions = {**LIVE_CLAUSES, **({"doc_id": [d.doc_id for d in allowed]} if allowed is not None else {})}
+        depth = candidate_depth(k)
+        query_tokens = query_terms(query, self.options)
+        requests: dict[str, models.QueryRequest] = {}
+        if mode in ("hybrid", "dense"):
+            vector = self._encoder.encode_queries([normalize_for_matching(query)])[0]
+            requests["dense"] = models.QueryRequest(query=vector.tolist(), using=DENSE, limit=depth,
+                                                    filter=must(**conditions), with_payload=True)
+        sparse = query_terms_vector(query_tokens)
+        if mode in ("hybrid", "lexical") and sparse.indices:
+            requests["lexical"] = models.QueryRequest(query=sparse, using=LEXICAL, limit=depth,
+                                                      filter=must(**conditions), with_payload=True)
+        answers = self._backend.call("query_batch_points", self._collection, requests=list(requests.values()))
+        clauses: dict[str, Clause] = {}
+        ranked = {"dense": {}, "lexical": {}}
+        for name, answer in zip(requests, answers, strict=True):
+            # Only the copy of each document this view shows (a replacement may be finishing).
+            shown = [p for p in answer.points if self._writes.get(p.payload["doc_id"]) == p.payload["write"]]
+            for rank, point in enumerate(shown, 1):
+                clauses.setdefault(point.id, Clause.model_validate(point.payload["clause"]))
+                ranked[name][point.id] = (rank, float(point.score))
+        return fused_hits(ranked["dense"], ranked["lexical"], mode, self.options, k, query_tokens,
+                          clauses.__getitem__, self.document_info)
