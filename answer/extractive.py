@@ -14,7 +14,8 @@ import re
 
 from pydantic import BaseModel
 
-from index.clause_index import MAX_QUERY_CHARS, ClauseIndex, Hit, QueryError
+from backends.base import SearchIndex
+from index.clause_index import MAX_QUERY_CHARS, Hit, QueryError
 from index.tokenize import normalise_numbers, tokenize
 from ingest.clauses import readable_address
 from ingest.normalize import normalize_for_matching
@@ -253,7 +254,7 @@ def not_found() -> Answer:
     return Answer(text=NOT_FOUND, sources=[], found=False)
 
 
-def retrieve(index: ClauseIndex, messages: list[Message]) -> tuple[Question, list[Hit]]:
+def retrieve(index: SearchIndex, messages: list[Message]) -> tuple[Question, list[Hit]]:
     question = resolve_question(messages)
     return question, index.search(question.search_text, k=HITS_QUOTED_FROM)
 
@@ -271,6 +272,6 @@ def extractive_answer(question: Question, hits: list[Hit]) -> Answer:
     return Answer(text=text, sources=sources, found=True)
 
 
-def compose_answer(index: ClauseIndex, messages: list[Message]) -> Answer:
+def compose_answer(index: SearchIndex, messages: list[Message]) -> Answer:
     """The cited extractive answer to the conversation's last user question."""
     return extractive_answer(*retrieve(index, messages))

@@ -25,7 +25,8 @@ from answer.extractive import (
     not_found,
     retrieve,
 )
-from index.clause_index import ClauseIndex, Hit
+from backends.base import SearchIndex
+from index.clause_index import Hit
 from ingest.clauses import readable_address
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def ask_llm(endpoint: LLMEndpoint, prompt: str) -> str:
     return content
 
 
-def llm_answer(index: ClauseIndex, messages: list[Message], endpoint: LLMEndpoint) -> Answer:
+def llm_answer(index: SearchIndex, messages: list[Message], endpoint: LLMEndpoint) -> Answer:
     question, hits = retrieve(index, messages)
     extractive = extractive_answer(question, hits)
     if not extractive.found:

@@ -29,7 +29,8 @@ from api.schemas import (
     UploadResponse,
     clause_view,
 )
-from index.clause_index import ClauseIndex, document_info
+from backends.base import SearchIndex
+from index.clause_index import document_info
 from ingest.schema import Document
 from policyqa.settings import Settings
 from writes.jobs import Job
@@ -65,7 +66,7 @@ async def _finish(job: Job, wait: bool, wait_seconds: float):
     return JSONResponse(status_code=202, content=job_view(job).model_dump(mode="json"))
 
 
-def _summary(index: ClauseIndex, doc: Document) -> DocumentSummary:
+def _summary(index: SearchIndex, doc: Document) -> DocumentSummary:
     return DocumentSummary(**document_info(doc).model_dump(), clauses=index.clause_count(doc.doc_id),
                            chars=doc.chars)
 

@@ -106,9 +106,9 @@ class QdrantBackend:
     """Implements backends/base.py's `Backend` over a Qdrant collection alias."""
 
     def __init__(self, client: QdrantClient, alias: str, work_dir: Path, where: str, local: bool,
-                 quantization: bool = False) -> None:
+                 quantization: bool = False, shards: int | None = None, replicas: int | None = None) -> None:
         self.client, self.alias, self.work_dir, self.where = client, alias, Path(work_dir), where
-        self.quantization = quantization
+        self.quantization, self.shards, self.replicas = quantization, shards, replicas
         self.local = local
         self._lock = threading.RLock() if local else contextlib.nullcontext()
 
@@ -137,7 +137,8 @@ class QdrantBackend:
                                   "POLICYQA_QDRANT_URL and POLICYQA_QDRANT_API_KEY, and that the server runs") from None
             where = f"Qdrant {settings.qdrant_url}, collection {settings.qdrant_collection}"
         return cls(client, settings.qdrant_collection, work_dir, where, local=bool(settings.qdrant_path),
-                   quantization=settings.qdrant_quantization)
+                   quantization=settings.qdrant_quantization, shards=settings.qdrant_shards,
+                   replicas=settings.qdrant_replicas)
 
     # -- what the index reads -------------------------------------------------------------------------
 
@@ -248,10 +249,13 @@ class QdrantBackend:
         collection = name or f"{self.alias}-{time.time_ns():x}"
         quantization = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
             type=models.ScalarType.INT8, always_ram=True)) if self.quantization else None
+        # Payload (clause texts) on disk on a server: it is read only for the points a search returns.
         self.call("create_collection", collection,
-                  vectors_config={DENSE: models.VectorParams(size=fields["dimensions"], distance=models.Distance.COSINE)},
+                  vectors_config={DENSE: models.VectorParams(size=fields["dimensions"], distance=models.Distance.COSINE,
+                                                             on_disk=True if self.quantization else None)},
                   sparse_vectors_config={LEXICAL: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-                  quantization_config=quantization)
+                  quantization_config=quantization, on_disk_payload=not self.local,
+                  shard_number=self.shards, replication_factor=self.replicas)
         if not self.local:  # the local mode has no payload indexes (it warns about each)
             for field in KEYWORD_FIELDS:
                 self.call("create_payload_index", collection, field, models.PayloadSchemaType.KEYWORD)

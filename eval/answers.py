@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from answer.extractive import Message, compose_answer
+from backends.base import SearchIndex
 from eval.dataset import LabelledQuery
-from index.clause_index import ClauseIndex
 from ingest.normalize import compact
 
 VERDICTS = ("correct", "wrong_cited", "refused_answerable", "refused_unanswerable")
@@ -51,7 +51,7 @@ class AnswerReport:
     latency_ms: dict[str, float] = field(default_factory=dict)
 
 
-def local_chat(index: ClauseIndex) -> Chat:
+def local_chat(index: SearchIndex) -> Chat:
     def chat(messages: list[Message]) -> ChatReply:
         start = time.perf_counter()
         answer = compose_answer(index, messages)

@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import httpx
 
+from backends.base import SearchIndex
 from eval.dataset import LabelledQuery
-from index.clause_index import ClauseIndex
 from ingest.normalize import compact
 
 
@@ -61,7 +61,7 @@ def run_query(query: LabelledQuery, search: Searcher, mode: str, k: int) -> Outc
     return Outcome(query=query, mode=mode, hits=hits, seconds=seconds, hit_phrases=found)
 
 
-def local_searcher(index: ClauseIndex) -> Searcher:
+def local_searcher(index: SearchIndex) -> Searcher:
     def search(query: str, k: int, mode: str) -> list[Retrieved]:
         return [
             Retrieved(

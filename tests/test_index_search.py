@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from index.clause_index import ClauseIndex, Filters, ModelMismatchError, QueryError
+from index.clause_index import ClauseIndex, ModelMismatchError, QueryError
 from index.collapse import collapse_duplicates
 from index.fusion import rrf, weighted_sum
 from index.tokenize import chinese_to_int, expand_query, tokenize
@@ -23,27 +23,7 @@ from writes.commit import update_index
 CLASS_SIZE = "小学班额不超过45人、初中班额不超过50人"
 
 
-def test_keyword_query_finds_the_class_size_clause_first(demo_index):
-    hits = demo_index.search("班额标准", k=5)
-    top = hits[0]
-    assert CLASS_SIZE in top.clause.text
-    assert top.clause.id == "002_d6057a83cdbdb456#二.(三).2~2"
-    assert top.document.doc_number == "鞍教发〔2017〕66号"
-    assert "班额" in top.matched_terms
-    assert top.dense_rank is not None and top.lexical_rank is not None
-
-
-def test_natural_question_finds_the_class_size_clause(demo_index):
-    hits = demo_index.search("小学一个班最多能有多少学生?", k=5)
-    assert any(CLASS_SIZE in h.clause.text for h in hits)
-
-
-@pytest.mark.parametrize("query", ["學校治理創新年", "学校治理创新年"])
-def test_traditional_and_simplified_queries_find_seed_001(demo_index, query):
-    for mode in ("hybrid", "lexical"):
-        top = demo_index.search(query, k=3, mode=mode)[0]
-        assert top.clause.doc_id == "001_44f39c8b7c3ae9c1", mode
-        assert "學校治理創新年" in top.clause.text  # shown in its original script
+# The card's queries, traditional script and filters: tests/test_backend_contract.py (on both backends).
 
 
 def test_modes_differ_where_they_should(demo_index):
@@ -56,14 +36,6 @@ def test_modes_differ_where_they_should(demo_index):
     # A number query: the lexical side ranks the clause that has the number.
     top = demo_index.search("生均公用经费 295元", k=3, mode="lexical")[0]
     assert "295元" in top.clause.text
-
-
-def test_filters(demo_index):
-    hits = demo_index.search("教师培训", k=10, filters=Filters(issuer="鞍山"))
-    assert hits and {h.document.doc_id for h in hits} == {"002_d6057a83cdbdb456"}
-    hits = demo_index.search("义务教育均衡发展", k=10, filters=Filters(year=2007))
-    assert hits and all(h.document.date.startswith("2007") for h in hits)
-    assert demo_index.search("班额", filters=Filters(doc_id="no-such-doc")) == []
 
 
 @pytest.mark.parametrize(
