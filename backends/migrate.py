@@ -63,7 +63,7 @@ def migrate_to_qdrant(index_dir: Path, target: QdrantBackend, on_document: Calla
                                     rows.tokens(r), document, avg_length, state="live")
                 for r in span
             ])
-            target.upsert(name, [target.document_point(version.name, document, state="live")])
+            target.upsert(name, [target.document_point(version.name, document, len(span), state="live")])
             copied += 1
             if on_document:
                 on_document(len(done) + copied, total)

@@ -58,6 +58,7 @@ class QdrantIndex:
         live = sorted(backend.live_documents(collection).items())
         self.documents: dict[str, Document] = {d: Document.model_validate(p["document"]) for d, (_, p) in live}
         self._writes = {doc_id: write for doc_id, (write, _) in live}  # the copy of each document this view shows
+        self._clause_counts = {doc_id: payload["clauses"] for doc_id, (_, payload) in live}
         self._document_infos: dict[str, DocumentInfo] = {}
         self.clauses = QdrantClauses(backend, collection)
 
@@ -75,10 +76,7 @@ class QdrantIndex:
         return self._clauses_where(doc_id=doc_id) if doc_id in self.documents else []
 
     def clause_count(self, doc_id: str) -> int:
-        if doc_id not in self.documents:
-            return 0
-        return self._backend.call("count", self._collection, exact=True, count_filter=must(
-            **LIVE_CLAUSES, doc_id=doc_id, write=self._writes[doc_id])).count
+        return self._clause_counts.get(doc_id, 0)
 
     def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> tuple[list[Clause], list[Clause]]:
         clause = self.get_clause(clause_id)

@@ -233,7 +233,9 @@ class QdrantBackend:
             self.clause_point(write, c, v, k, t, documents_by_id[c.doc_id], meta["avg_length"], state="staged")
             for c, v, k, t in zip(add_clauses, vectors, keys, tokens, strict=True)
         ])
-        self.upsert(collection, [self.document_point(write, d, state="staged") for d in add_documents])
+        clause_counts = Counter(c.doc_id for c in add_clauses)
+        self.upsert(collection, [self.document_point(write, d, clause_counts[d.doc_id], state="staged")
+                                 for d in add_documents])
         self.call("set_payload", collection, {"pending": {"write": write, "drop": dropped}}, points=[META_ID], wait=True)
         self._finish(collection, write, dropped, {"embedded_now": embedded_now,
                                                   "reused_embeddings": len(keys) - embedded_now})
@@ -292,10 +294,10 @@ class QdrantBackend:
         )
 
     @staticmethod
-    def document_point(write: str, document: Document, state: str) -> models.PointStruct:
+    def document_point(write: str, document: Document, clauses: int, state: str) -> models.PointStruct:
         return models.PointStruct(
             id=point_id(write, "document\n" + document.doc_id), vector={},
-            payload={"kind": "document", "state": state, "write": write, "doc_id": document.doc_id,
+            payload={"kind": "document", "state": state, "write": write, "doc_id": document.doc_id, "clauses": clauses,
                      "source_path": document.source_path, "sha256": document.sha256, "issuer": document.issuer,
                      "region": document.region, "year": year_of(document), "document": document.model_dump(mode="json")},
         )

@@ -166,9 +166,17 @@ def serve(
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 
 
+def _local_only(command: str) -> None:
+    if get_settings().backend != "local":
+        err.print(f"[red]`policyqa index {command}` checks a local index folder; with POLICYQA_BACKEND=qdrant the next "
+                  "write finishes or drops a write that was killed (docs/scale-out.md)[/red]")
+        raise typer.Exit(2)
+
+
 @index_app.command("check")
 def index_check(index_dir: IndexDirOption = None) -> None:
     """Say whether the index folder is complete, and what is wrong with it if not."""
+    _local_only("check")
     store = IndexStore(index_dir or get_settings().index_dir)
     version = store.current_version()  # a damaged folder raises: main() prints why and how to repair
     if version is None:
@@ -180,6 +188,7 @@ def index_check(index_dir: IndexDirOption = None) -> None:
 @index_app.command("repair")
 def index_repair(index_dir: IndexDirOption = None) -> None:
     """Point CURRENT at the newest complete version (after a crash or a full disk). Deletes nothing."""
+    _local_only("repair")
     store = IndexStore(index_dir or get_settings().index_dir)
     try:
         version = store.current_version()

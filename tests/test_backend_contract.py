@@ -237,3 +237,20 @@ def test_the_api_and_the_chat_answer_from_qdrant(demo_index_dir, encoder, tmp_pa
         answer = client.post("/v1/chat/completions", json={"model": "policyqa", "messages": [
             {"role": "user", "content": "农村寄宿生补助多少钱"}]}).json()
         assert "500元" in answer["choices"][0]["message"]["content"]
+
+
+def test_a_stopped_migration_resumes_and_switches_the_alias_only_when_done(demo_index_dir, encoder, tmp_path):
+    target = open_backend(backend_settings("qdrant", tmp_path))
+
+    def stop_after_five(done, total):
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        migrate_to_qdrant(demo_index_dir, target, stop_after_five)
+    assert not target.exists()  # searches never saw the half-copied collection
+    collection, copied = migrate_to_qdrant(demo_index_dir, target)
+    assert copied == 12 - 5 and target.collection() == collection
+    index = target.open(encoder)
+    assert (len(index.documents), len(index.clauses)) == (12, 132)
+    assert CLASS_SIZE in index.search("班额标准", k=1)[0].clause.text
