@@ -213,7 +213,7 @@ def test_a_collection_built_with_another_model_is_refused(demo_index_dir, encode
 
 def test_a_local_qdrant_folder_in_use_by_another_process_is_named(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from qdrant_client import QdrantClient; "
-                               f"QdrantClient(path={str(tmp_path / 'qdrant')!r}); print('open', flush=True); time.sleep(120)"],
+                               f"c = QdrantClient(path={str(tmp_path / 'qdrant')!r}); print('open', flush=True); time.sleep(120)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
