@@ -19,7 +19,6 @@ from api.methods import AllowedMethods
 from api.openai_errors import OpenAIErrorBody
 from api.schemas import ErrorBody
 from api.security import install_security
-from backends.base import open_backend
 from embedding.encoder import Encoder, load_encoder
 from policyqa.settings import Settings
 from writes.service import LiveIndex
@@ -50,14 +49,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
-    app.state.live = LiveIndex(
-        open_backend(settings),
-        encoder,
-        upload_dir=settings.upload_dir,
-        with_context=settings.embedding_context,
-        max_file_bytes=settings.max_file_bytes,
-        max_queued_writes=settings.max_queued_writes,
-    )
+    app.state.live = LiveIndex.for_settings(settings, encoder)
     app.state.live.warm_up()
     install_error_handlers(app)
     app.add_middleware(RejectInvalidUtf8)

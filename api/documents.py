@@ -1,4 +1,5 @@
-"""Documents: list, read with clause boundaries, upload, delete (writes need the API key); write jobs.
+"""Documents: list, read with clause boundaries, upload, correct metadata, re-parse, delete (writes need the
+API key); write jobs.
 
 Uploads and deletes are jobs on the live index's write queue. The routes are `async` and await
 the job without holding a worker thread, so any number of waiting writes leaves the thread pool
@@ -25,6 +26,7 @@ from api.schemas import (
     JobList,
     JobView,
     MergeResponse,
+    MetadataResponse,
     SkippedItem,
     UploadResponse,
     clause_view,
@@ -34,6 +36,7 @@ from index.clause_index import document_info
 from ingest.schema import Document
 from policyqa.settings import Settings
 from writes.jobs import Job
+from writes.overrides import MetadataChange
 from writes.service import LiveIndex, Upload, WriteReport
 
 router = APIRouter(tags=["documents"])
@@ -156,6 +159,52 @@ async def delete_document(
     """Remove a document; the other documents keep their embeddings. An unknown id is answered at once (404)."""
     job = live.submit_removal(
         [doc_id], then=lambda report: DeleteResponse(deleted=report.removed, version=str(report.version)))
+    return await _finish(job, wait, config.write_wait_seconds)
+
+
+@router.patch(
+    "/api/documents/{doc_id}",
+    response_model=MetadataResponse,
+    dependencies=[Depends(require_api_key)],
+    responses={**WRITE_ERRORS, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+async def correct_metadata(
+    live: Annotated[LiveIndex, Depends(live_index)],
+    config: Annotated[Settings, Depends(settings)],
+    doc_id: str,
+    change: MetadataChange,
+    wait: WaitParam = True,
+) -> MetadataResponse:
+    """Correct a document's title, 发文机关, 文号, date or region (a field left out keeps its value, "" clears it).
+
+    The correction is kept beside the index and applied again whenever the same file is re-ingested; filters
+    and citations use it at once. A new title re-embeds the document's clauses (their context names it).
+    """
+    job = live.submit_metadata(doc_id, change, then=lambda report: _metadata_response(live, report))
+    return await _finish(job, wait, config.write_wait_seconds)
+
+
+def _metadata_response(live: LiveIndex, report: WriteReport) -> MetadataResponse:
+    index = live.index
+    return MetadataResponse(version=str(report.version),
+                            document=_summary(index, index.documents[report.result.documents[0].doc_id]))
+
+
+@router.post(
+    "/api/documents/{doc_id}/reparse",
+    response_model=UploadResponse,
+    dependencies=[Depends(require_api_key)],
+    responses={**WRITE_ERRORS, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+)
+async def reparse_document(
+    live: Annotated[LiveIndex, Depends(live_index)],
+    config: Annotated[Settings, Depends(settings)],
+    doc_id: str,
+    wait: WaitParam = True,
+) -> UploadResponse:
+    """Parse the file a document came from again (after a parser upgrade); its documents are replaced and
+    corrected metadata is kept. 409 when the file is no longer on the server."""
+    job = live.submit_reparse(doc_id, then=lambda report: _upload_response(live, report))
     return await _finish(job, wait, config.write_wait_seconds)
 
 

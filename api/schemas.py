@@ -106,20 +106,26 @@ class DeleteResponse(BaseModel):
     version: str
 
 
+class MetadataResponse(BaseModel):
+    version: str
+    document: DocumentSummary = Field(description="the document as searches and citations now show it")
+
+
 class MergeResponse(BaseModel):
     version: str | None = Field(description="the index version the merge committed (None: nothing was due)")
 
 
 class JobView(BaseModel):
     job_id: str
-    kind: str = Field(description="upload, remove, or merge (the server's own, after a write that made one due)")
+    kind: str = Field(description="upload, remove, metadata, reparse, or merge (the server's own, after a write that "
+                      "made one due)")
     subject: list[str] = Field(description="the uploaded file names or the removed document ids")
     state: str = Field(description="queued, running, done or failed")
     submitted: datetime
     started: datetime | None
     finished: datetime | None
     status_url: str
-    result: UploadResponse | DeleteResponse | MergeResponse | None = Field(description="what the write did, once done")
+    result: UploadResponse | DeleteResponse | MetadataResponse | MergeResponse | None = Field(description="what the write did, once done")
     error: ErrorBody | None = Field(description="why it failed (the index is unchanged)")
 
 

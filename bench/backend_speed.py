@@ -96,16 +96,20 @@ def query_latency(index, queries: list[str]) -> dict[str, dict[str, float]]:
     return out
 
 
-def notice() -> Path:
-    """A law file of 3,500-4,500 characters from laws/other: what one new notice costs to add."""
-    return next(p for p in sorted(NOTICE.glob("*.txt")) if 3500 <= len(p.read_text(encoding="utf-8")) <= 4500)
+def notice(indexed: set[str]):
+    """A law file of 3,500-4,500 characters from laws/other that is not indexed yet: one new notice."""
+    for path in sorted(NOTICE.glob("*.txt")):
+        if 3500 <= len(path.read_text(encoding="utf-8")) <= 4500:
+            parsed = parse_file(path)
+            if not {d.doc_id for d in parsed.documents} & indexed:
+                return parsed
+    raise SystemExit("no law file of 3,500-4,500 characters left in laws/other to add")
 
 
 def measure_size(source: ClauseIndex, encoder, size: int, queries: list[str], tmp: Path) -> dict:
     documents, clauses = first_documents(source, size)
     known = KnownVectors(encoder, known_vectors(source))
-    notice_file = notice()
-    parsed = parse_file(notice_file)
+    parsed = notice({d.doc_id for d in documents})
     rows = {}
     for backend_name in ("local", "qdrant"):
         backend = open_backend(settings_for(backend_name, tmp / f"{backend_name}-{size}"))

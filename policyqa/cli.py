@@ -20,7 +20,7 @@ from ingest.errors import IngestError
 from ingest.pipeline import find_files, parse_file
 from policyqa.settings import get_settings
 from storage.store import IndexDamagedError, IndexFormatError, IndexMissingError, IndexStore
-from writes.service import LiveIndex, UnknownDocumentError
+from writes.service import LiveIndex, SourceMissingError, UnknownDocumentError
 
 app = typer.Typer(help="Search Chinese education-policy documents clause by clause.", no_args_is_help=True)
 model_app = typer.Typer(help="The embedding model.", no_args_is_help=True)
@@ -29,6 +29,9 @@ index_app = typer.Typer(help="The index folder: check it, repair it.", no_args_i
 app.add_typer(index_app, name="index")
 backend_app = typer.Typer(help="Where the index lives: copy a local index to Qdrant.", no_args_is_help=True)
 app.add_typer(backend_app, name="backend")
+documents_app = typer.Typer(help="The documents in the index: list, show, correct metadata, re-parse, remove.",
+                            no_args_is_help=True)
+app.add_typer(documents_app, name="documents")
 err = Console(stderr=True)
 
 IndexDirOption = Annotated[
@@ -64,9 +67,7 @@ def ingest(
 
 def _writer(settings, index_dir: Path, encoder=None) -> LiveIndex:
     """The write path the server uses too (writes/service.py), run here in the foreground, merging at once."""
-    return LiveIndex(open_backend(settings, index_dir), encoder or load_encoder(settings), upload_dir=settings.upload_dir,
-                     with_context=settings.embedding_context, max_file_bytes=settings.max_file_bytes,
-                     background_merges=False)
+    return LiveIndex.for_settings(settings, encoder or load_encoder(settings), index_dir, background_merges=False)
 
 
 def _ingest(settings, index_dir: Path, paths: list[Path], encoder=None) -> None:
@@ -96,6 +97,94 @@ def remove(doc_ids: Annotated[list[str], typer.Argument(help="document ids to re
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from exc
     err.print(f"removed {len(doc_ids)} document(s); index version {report.version}")
+
+
+@documents_app.command("list")
+def documents_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+                   index_dir: IndexDirOption = None) -> None:
+    """Every document with its metadata and clause count."""
+    settings = get_settings()
+    index = open_backend(settings, index_dir).open(load_encoder(settings))
+    rows = [{**index.document_info(d).model_dump(), "clauses": index.clause_count(d)} for d in index.documents]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        return
+    table = Table("doc id", "标题", "发文机关", "文号", "日期", "地区", "条款", "来源")
+    for row in rows:
+        table.add_row(*(escape(str(row[k] or "")) for k in ("doc_id", "title", "issuer", "doc_number", "date", "region",
+                                                            "clauses")), escape(Path(row["source_path"]).name))
+    Console().print(table)
+
+
+@documents_app.command("show")
+def documents_show(doc_id: Annotated[str, typer.Argument(help="document id")], index_dir: IndexDirOption = None) -> None:
+    """A document's metadata and its clauses in order, with their addresses and heading paths."""
+    from ingest.clauses import readable_address
+
+    settings = get_settings()
+    index = open_backend(settings, index_dir).open(load_encoder(settings))
+    if doc_id not in index.documents:
+        err.print(f"[red]no such document: {escape(doc_id)}[/red]")
+        raise typer.Exit(1)
+    info = index.document_info(doc_id)
+    out = Console()
+    out.print(f"[bold]《{escape(info.title)}》[/bold]  {escape(doc_id)}")
+    out.print(" · ".join(escape(x) for x in (info.issuer, info.doc_number, info.date, info.region) if x) or "(无元数据)")
+    for clause in index.document_clauses(doc_id):
+        out.print(f"\n[bold]{escape(readable_address(clause.id))}[/bold] [dim]{escape(' > '.join(clause.heading_path))}[/dim]")
+        out.print(escape(clause.text))
+
+
+@documents_app.command("set")
+def documents_set(
+    doc_id: Annotated[str, typer.Argument(help="document id")],
+    title: Annotated[str | None, typer.Option(help="标题")] = None,
+    issuer: Annotated[str | None, typer.Option(help="发文机关 (\"\" clears it)")] = None,
+    doc_number: Annotated[str | None, typer.Option("--doc-number", help="文号")] = None,
+    date: Annotated[str | None, typer.Option(help="YYYY, YYYY-MM or YYYY-MM-DD")] = None,
+    region: Annotated[str | None, typer.Option(help="地区")] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Correct a document's metadata; kept for later re-ingests of its file (docs/api.md: PATCH)."""
+    from pydantic import ValidationError
+
+    from writes.overrides import MetadataChange
+
+    given = {k: v for k, v in {"title": title, "issuer": issuer, "doc_number": doc_number, "date": date,
+                               "region": region}.items() if v is not None}
+    if not given:
+        err.print("[red]nothing to change: give --title, --issuer, --doc-number, --date or --region[/red]")
+        raise typer.Exit(2)
+    try:
+        change = MetadataChange(**given)
+    except ValidationError as exc:
+        err.print("[red]" + escape("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) + "[/red]")
+        raise typer.Exit(2) from exc
+    settings = get_settings()
+    try:
+        report = _writer(settings, index_dir or settings.index_dir).set_metadata(doc_id, change)
+    except UnknownDocumentError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from exc
+    document = report.result.documents[0]
+    err.print(f"corrected {doc_id}: 《{escape(document.title)}》 "
+              + " · ".join(escape(x) for x in (document.issuer, document.doc_number, document.date, document.region) if x)
+              + f"; index version {report.version}")
+
+
+@documents_app.command("reparse")
+def documents_reparse(doc_id: Annotated[str, typer.Argument(help="document id")], index_dir: IndexDirOption = None) -> None:
+    """Parse the file a document came from again (after a parser upgrade); corrected metadata is kept."""
+    settings = get_settings()
+    try:
+        report = _writer(settings, index_dir or settings.index_dir).reparse(doc_id)
+    except (UnknownDocumentError, SourceMissingError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from exc
+    _print_summary(report.result, str(index_dir or settings.index_dir), report.version)
+
+
+documents_app.command("remove")(remove)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from index.clause_index import Filters
 from ingest.pipeline import parse_file
 from policyqa.settings import Settings
 from tests.conftest import LAWS, REPO
+from writes.overrides import Overrides
 from writes.service import LiveIndex
 
 BACKENDS = ["local", "qdrant"]
@@ -60,7 +61,8 @@ def demo(request, demo_index_dir, encoder, tmp_path_factory):
 def writer(request, demo_index_dir, encoder, tmp_path):
     """A write service over a fresh copy of the demo index in each backend."""
     backend = copy_of(demo_index_dir, request.param, tmp_path)
-    return LiveIndex(backend, encoder, upload_dir=tmp_path / "uploads", background_merges=False)
+    return LiveIndex(backend, encoder, upload_dir=tmp_path / "uploads", overrides=Overrides(tmp_path / "overrides.json"),
+                     background_merges=False)
 
 
 def test_the_card_queries_find_their_clauses(demo):
@@ -127,7 +129,6 @@ def test_add_replace_and_remove(writer, tmp_path):
 KILLED_WRITE = """
 import os, signal, sys
 from pathlib import Path
-from backends.base import open_backend
 from embedding.encoder import load_encoder
 from policyqa.settings import Settings
 from writes.service import LiveIndex
@@ -144,7 +145,7 @@ elif sys.argv[6] == "staged":
 else:
     import backends.qdrant_store as q
     q.QdrantBackend._finish = die  # the write is recorded, not yet live
-writer = LiveIndex(open_backend(settings), load_encoder(settings), upload_dir=settings.upload_dir, background_merges=False)
+writer = LiveIndex.for_settings(settings, load_encoder(settings), background_merges=False)
 writer.add_files([Path(sys.argv[5])])
 """
 
@@ -164,7 +165,8 @@ def test_a_write_killed_halfway_leaves_the_last_committed_index(name, stage, dem
     assert len(index.documents) == 12 and len(index.clauses) == 132  # nothing of the killed write shows
     assert CLASS_SIZE in index.search("班额标准", k=1)[0].clause.text
     removed = index.clause_count("003_ccbb22cb3a801d53")
-    writer = LiveIndex(backend, encoder, upload_dir=tmp_path / "uploads", background_merges=False)
+    writer = LiveIndex(backend, encoder, upload_dir=tmp_path / "uploads", overrides=Overrides(tmp_path / "overrides.json"),
+                       background_merges=False)
     writer.remove(["003_ccbb22cb3a801d53"])  # the next write finishes a recorded write, drops an unrecorded one
     index = writer.index
     finished = stage == "recorded"

@@ -16,6 +16,7 @@ from backends.local import LocalBackend
 from embedding.encoder import load_encoder
 from policyqa.settings import Settings
 from tests.conftest import REPO
+from writes.overrides import Overrides
 from writes.service import WRITE_NICENESS, LiveIndex
 
 QUERIES = ["班额标准", "农村寄宿生补助多少钱", "教师培训", "校车安全管理", "学前教育入园率", "义务教育均衡发展",
@@ -76,7 +77,8 @@ def test_a_failed_model_call_fails_the_searches_waiting_for_it_and_the_next_one_
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own CPU priority is a Linux feature")
 def test_writes_run_at_the_lowest_cpu_priority_and_searches_do_not(tmp_path, demo_index_dir, encoder):
     shutil.copytree(demo_index_dir, tmp_path / "index")
-    live = LiveIndex(LocalBackend(tmp_path / "index"), encoder, upload_dir=tmp_path / "uploads")
+    live = LiveIndex(LocalBackend(tmp_path / "index"), encoder, upload_dir=tmp_path / "uploads",
+                     overrides=Overrides(tmp_path / "overrides.json"))
     try:
         priority = live.submit_removal(
             ["004_34cdbe798261bc22"],

@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.base import Backend, SearchIndex
+from backends.base import Backend, SearchIndex, open_backend
 from embedding.encoder import Encoder
 from ingest.pipeline import IngestResult, ingest_files, make_doc_id
 from ingest.readers import SUPPORTED_SUFFIXES
 from ingest.schema import SkippedFile
+from policyqa.settings import Settings
 from storage.store import IndexMissingError
 from writes.jobs import Job, WriteQueue
+from writes.overrides import OVERRIDES_FILE, MetadataChange, Overrides, apply_overrides
 
 WRITE_NICENESS = 19  # the lowest: see at_low_priority
 
@@ -40,6 +42,16 @@ class UnknownDocumentError(KeyError):
     def __init__(self, doc_ids: list[str]) -> None:
         super().__init__(f"no such document: {', '.join(doc_ids)}")
         self.doc_ids = doc_ids
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class SourceMissingError(FileNotFoundError):
+    def __init__(self, doc_id: str, source: str) -> None:
+        super().__init__(f"the file document {doc_id} came from is no longer there ({Path(source).name}); "
+                         "upload it again instead")
+        self.doc_id = doc_id
 
     def __str__(self) -> str:
         return self.args[0]
@@ -93,9 +105,11 @@ def safe_upload_name(filename: str) -> str:
 
 
 class LiveIndex:
-    def __init__(self, backend: Backend, encoder: Encoder, upload_dir: Path, with_context: bool = True,
-                 max_file_bytes: int | None = None, max_queued_writes: int = 16, background_merges: bool = True) -> None:
+    def __init__(self, backend: Backend, encoder: Encoder, upload_dir: Path, overrides: Overrides,
+                 with_context: bool = True, max_file_bytes: int | None = None, max_queued_writes: int = 16,
+                 background_merges: bool = True) -> None:
         self.backend = backend
+        self.overrides = overrides
         self.upload_dir = Path(upload_dir)
         self._encoder = encoder
         self._with_context = with_context
@@ -107,6 +121,16 @@ class LiveIndex:
         self._exists = backend.exists()
         for stale in self.upload_dir.glob(".staging-*") if self.upload_dir.is_dir() else []:
             shutil.rmtree(stale, ignore_errors=True)  # left by an upload killed before it finished
+
+    @classmethod
+    def for_settings(cls, settings: Settings, encoder: Encoder, index_dir: Path | None = None,
+                     background_merges: bool = True) -> LiveIndex:
+        """The write service over the configured backend (`index_dir` overrides the settings' folder)."""
+        folder = Path(index_dir or settings.index_dir)
+        return cls(open_backend(settings, folder), encoder, upload_dir=settings.upload_dir,
+                   overrides=Overrides(folder / OVERRIDES_FILE), with_context=settings.embedding_context,
+                   max_file_bytes=settings.max_file_bytes, max_queued_writes=settings.max_queued_writes,
+                   background_merges=background_merges)
 
     def warm_up(self) -> None:
         """Open the index and search once before serving: it loads jieba's dictionary and runs the model once,
@@ -205,11 +229,40 @@ class LiveIndex:
         kwargs = {} if self._max_file_bytes is None else {"max_bytes": self._max_file_bytes}
         result = ingest_files(files, known_hashes={d.sha256: d.doc_id for d in kept}, on_file=on_file, **kwargs)
         result.documents = [d.model_copy(update={"source_path": source_of[d.source_path]}) for d in result.documents]
+        result.documents, result.clauses = apply_overrides(result.documents, result.clauses, self.overrides.load())
         if not result.documents:
             return WriteReport(version=None, result=result)
         version = self._commit(add_documents=result.documents, add_clauses=result.clauses,
                                replace_sources={d.source_path for d in result.documents}, on_embedded=on_embedded)
         return WriteReport(version=version, result=result)
+
+    def submit_metadata(self, doc_id: str, change: MetadataChange, then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
+        """Queue a metadata correction; an unknown document is refused at once."""
+        self._refuse_unknown([doc_id])
+        return self.writes.submit("metadata", [doc_id], at_low_priority(lambda: then(self.set_metadata(doc_id, change))))
+
+    def set_metadata(self, doc_id: str, change: MetadataChange) -> WriteReport:
+        """Correct a document's metadata: it is written again with the correction (a new title re-embeds its
+        clauses, whose context the title is), and the correction is kept for later re-ingests of its file."""
+        self._refuse_unknown([doc_id])
+        fields = self.overrides.merged(doc_id, change)
+        index = self.index
+        documents, clauses = apply_overrides([index.documents[doc_id]], index.document_clauses(doc_id), {doc_id: fields})
+        version = self._commit(add_documents=documents, add_clauses=clauses)
+        self.overrides.save(doc_id, fields)
+        return WriteReport(version=version, result=IngestResult(files=0, documents=documents, clauses=clauses))
+
+    def submit_reparse(self, doc_id: str, then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
+        self._refuse_unknown([doc_id])
+        return self.writes.submit("reparse", [doc_id], at_low_priority(lambda: then(self.reparse(doc_id))))
+
+    def reparse(self, doc_id: str) -> WriteReport:
+        """Parse a document's file again (after a parser upgrade): the file's documents are replaced."""
+        self._refuse_unknown([doc_id])
+        source = self.index.documents[doc_id].source_path
+        if not Path(source).is_file():
+            raise SourceMissingError(doc_id, source)
+        return self._add([Path(source)], {source: source})
 
     def remove(self, doc_ids: list[str]) -> WriteReport:
         """Remove documents, and the uploaded files they came from once no document needs them."""
