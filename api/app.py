@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
-    app.state.live = LiveIndex.for_settings(settings, encoder)
+    app.state.live = LiveIndex.for_settings(settings, encoder, server=True)
     app.state.live.warm_up()
     install_error_handlers(app)
     app.add_middleware(RejectInvalidUtf8)

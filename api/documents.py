@@ -1,10 +1,11 @@
 """Documents: list, read with clause boundaries, upload, correct metadata, re-parse, delete (writes need the
 API key); write jobs.
 
-Uploads and deletes are jobs on the live index's write queue. The routes are `async` and await
-the job without holding a worker thread, so any number of waiting writes leaves the thread pool
-to searches. `?wait=false` answers 202 with the job at once; a write still running after
-`POLICYQA_WRITE_WAIT_SECONDS` is answered the same way.
+Uploads, corrections and deletes are jobs on the live index's write queue. An upload answers 202 with
+its job at once unless `?wait=true`; the other writes wait unless `?wait=false`. A waiting route is
+`async` and awaits the job without holding a worker thread, so any number of waiting writes leaves
+the thread pool to searches; a write still running after `POLICYQA_WRITE_WAIT_SECONDS` is answered
+202 as well.
 """
 
 from __future__ import annotations
@@ -53,10 +54,12 @@ def job_view(job: Job) -> JobView:
         known = describe_error(job.error)
         error = (ErrorBody(error=known.code, message=known.message, detail=known.detail) if known else
                  ErrorBody(error="write_failed", message="the write failed inside the server; the index is unchanged"))
+    elif job.message is not None:  # read back from the journal after a restart
+        error = ErrorBody(error="interrupted" if job.state == "interrupted" else "write_failed", message=job.message)
     result = MergeResponse(version=job.result) if job.kind == "merge" and job.state == "done" else job.result
-    return JobView(job_id=job.id, kind=job.kind, subject=job.subject, state=job.state, submitted=job.submitted,
-                   started=job.started, finished=job.finished, status_url=f"/api/jobs/{job.id}",
-                   result=result, error=error)
+    return JobView(job_id=job.id, kind=job.kind, subject=job.subject, state=job.state, stage=job.stage, done=job.done,
+                   total=job.total, submitted=job.submitted, started=job.started, finished=job.finished,
+                   status_url=f"/api/jobs/{job.id}", result=result, error=error)
 
 
 async def _finish(job: Job, wait: bool, wait_seconds: float):
@@ -105,9 +108,12 @@ async def upload_documents(
     live: Annotated[LiveIndex, Depends(live_index)],
     config: Annotated[Settings, Depends(settings)],
     files: Annotated[list[UploadFile], File(min_length=1, description="one or more .txt .md .html .htm .docx .pdf files")],
-    wait: WaitParam = True,
+    wait: Annotated[bool, Query(description="wait for the write and answer its result (default: 202 with the job at "
+                                "once; follow `status_url` for its stage and progress)")] = False,
 ) -> UploadResponse:
     """Add documents to the index without a restart; a file name uploaded again replaces its document.
+
+    Answers 202 at once with the job (`?wait=true`: waits and answers 200 with the result, as scripts expect).
 
     Limits: at most 50 files per request, each at most `POLICYQA_MAX_FILE_BYTES` (10 MiB by default).
     When no file yields a document (wrong type, unreadable, empty) the answer is 422 and the index is

@@ -120,7 +120,11 @@ class JobView(BaseModel):
     kind: str = Field(description="upload, remove, metadata, reparse, or merge (the server's own, after a write that "
                       "made one due)")
     subject: list[str] = Field(description="the uploaded file names or the removed document ids")
-    state: str = Field(description="queued, running, done or failed")
+    state: str = Field(description="queued, running, done, failed, or interrupted (the server stopped while it "
+                       "was queued or running; the index is as the last finished write left it)")
+    stage: str | None = Field(default=None, description="while running: parsing, embedding or committing")
+    done: int | None = Field(default=None, description="files parsed, or characters embedded, so far")
+    total: int | None = Field(default=None, description="files to parse, or characters to embed")
     submitted: datetime
     started: datetime | None
     finished: datetime | None

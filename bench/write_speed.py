@@ -91,8 +91,8 @@ async def writes(url: str, session, seed: int) -> dict:
             data.add_field("files", content, filename=name, content_type="text/plain")
         return data
 
-    one, added = await timed_write(session, "POST", f"{url}/api/documents", data=form(new_documents(1, seed)))
-    twenty, _ = await timed_write(session, "POST", f"{url}/api/documents", data=form(new_documents(20, seed + 1)))
+    one, added = await timed_write(session, "POST", f"{url}/api/documents?wait=true", data=form(new_documents(1, seed)))
+    twenty, _ = await timed_write(session, "POST", f"{url}/api/documents?wait=true", data=form(new_documents(20, seed + 1)))
     delete, _ = await timed_write(session, "DELETE", f"{url}/api/documents/{added['documents'][0]['doc_id']}")
     return {"add_1_s": round(one, 2), "add_20_s": round(twenty, 2), "delete_1_s": round(delete, 2)}
 

@@ -131,9 +131,9 @@ KEY = {"X-API-Key": "s3cret"}
 def test_upload_search_and_delete_without_restart(writable_client):
     client = writable_client
     name, content = _law_file("本省条例.txt")
-    assert client.post("/api/documents", files=[("files", (name, content))]).status_code == 401
-    assert client.post("/api/documents", files=[("files", (name, content))], headers={"X-API-Key": "wrong"}).status_code == 401
-    response = client.post("/api/documents", files=[("files", (name, content))], headers=KEY)
+    assert client.post("/api/documents?wait=true", files=[("files", (name, content))]).status_code == 401
+    assert client.post("/api/documents?wait=true", files=[("files", (name, content))], headers={"X-API-Key": "wrong"}).status_code == 401
+    response = client.post("/api/documents?wait=true", files=[("files", (name, content))], headers=KEY)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["clauses_added"] > 0 and body["documents"][0]["doc_id"] == "本省条例"
@@ -142,7 +142,7 @@ def test_upload_search_and_delete_without_restart(writable_client):
     hits = client.get("/api/search", params={"q": first_clause[:60], "doc": "本省条例"}).json()["results"]
     assert hits and hits[0]["document"]["doc_id"] == "本省条例"
     # The same bytes again under another name: a duplicate, nothing added.
-    again = client.post("/api/documents", files=[("files", ("copy.txt", content))], headers=KEY).json()
+    again = client.post("/api/documents?wait=true", files=[("files", ("copy.txt", content))], headers=KEY).json()
     assert again["version"] is None and again["duplicates"] and again["clauses_added"] == 0
     # Delete: 401 without key, 404 for unknown ids, then gone.
     assert client.delete("/api/documents/本省条例").status_code == 401
@@ -163,14 +163,14 @@ def test_upload_search_and_delete_without_restart(writable_client):
 )
 def test_bad_uploads_get_clear_errors_and_change_nothing(writable_client, files, status, error):
     before = writable_client.get("/api/stats").json()
-    response = writable_client.post("/api/documents", files=files, headers=KEY)
+    response = writable_client.post("/api/documents?wait=true", files=files, headers=KEY)
     assert response.status_code == status and response.json()["error"] == error
     assert response.json()["message"]
     assert writable_client.get("/api/stats").json() == before
 
 
 def test_a_text_field_instead_of_a_file_is_a_422(writable_client):
-    response = writable_client.post("/api/documents", data={"files": b"\xff\xfe\xfa".decode("latin-1")}, headers=KEY)
+    response = writable_client.post("/api/documents?wait=true", data={"files": b"\xff\xfe\xfa".decode("latin-1")}, headers=KEY)
     assert response.status_code == 422 and response.json()["error"] == "invalid_request"
 
 
@@ -181,7 +181,7 @@ def test_searches_keep_working_during_an_upload(live_server):
     upload_status: list[int] = []
 
     def upload() -> None:
-        response = httpx.post(f"{live_server}/api/documents", files=[("files", (name, content))], timeout=300)
+        response = httpx.post(f"{live_server}/api/documents?wait=true", files=[("files", (name, content))], timeout=300)
         upload_status.append(response.status_code)
         upload_done.set()
 

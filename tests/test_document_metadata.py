@@ -78,7 +78,7 @@ def test_corrections_need_the_key_and_a_known_document(library):
 def test_reparsing_a_document_whose_file_is_gone_says_so(library, tmp_path):
     source = tmp_path / "notice.txt"
     shutil.copyfile(LAWS / "education" / "080_教师法.txt", source)
-    uploaded = library.post("/api/documents", files=[("files", (source.name, source.read_bytes(), "text/plain"))])
+    uploaded = library.post("/api/documents?wait=true", files=[("files", (source.name, source.read_bytes(), "text/plain"))])
     doc_id = uploaded.json()["documents"][0]["doc_id"]
     for stored in (tmp_path / "uploads").glob("*.txt"):
         stored.unlink()

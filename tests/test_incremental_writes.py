@@ -157,7 +157,7 @@ def test_kill_9_during_a_merge_leaves_the_last_version_and_the_next_write_cleans
 
 def _server_upload(settings: Settings, encoder, name: str, content: bytes) -> int:
     with TestClient(create_app(settings, encoder)) as client:
-        return client.post("/api/documents", files=[("files", (name, content, "text/plain"))]).status_code
+        return client.post("/api/documents?wait=true", files=[("files", (name, content, "text/plain"))]).status_code
 
 
 def test_the_cli_and_the_server_replace_a_changed_file_the_same_way(tmp_path, encoder):
@@ -193,7 +193,7 @@ def test_the_server_merges_in_jobs_of_its_own_that_the_jobs_api_lists(tmp_path, 
     with TestClient(create_app(settings, encoder)) as client:
         for name in ("一.txt", "二.txt"):  # two small writes: each leaves a merge job behind it
             text = f"（{name}的副本）\n" + SEEDS["000"].read_text(encoding="utf-8")  # not a duplicate of seed 000
-            assert client.post("/api/documents", files=[("files", (name, text.encode(), "text/plain"))]).status_code == 200
+            assert client.post("/api/documents?wait=true", files=[("files", (name, text.encode(), "text/plain"))]).status_code == 200
         deadline = time.time() + 60
         jobs = client.get("/api/jobs").json()["jobs"]
         while any(j["state"] in ("queued", "running") for j in jobs):

@@ -211,19 +211,19 @@ def test_a_cut_off_upload_is_a_400_and_adds_nothing(small_limits_client):
     before = small_limits_client.get("/api/stats").json()["documents"]
     body, content_type = multipart([(f"{n}.txt", law.read_bytes()) for n, law in zip("甲乙", laws)])
     assert len(body) < 200_000
-    response = small_limits_client.post("/api/documents", content=body[: len(body) - 2000],
+    response = small_limits_client.post("/api/documents?wait=true", content=body[: len(body) - 2000],
                                         headers={"Content-Type": content_type})
     assert response.status_code == 400 and response.json()["error"] == "truncated_body"
     assert "closing boundary" in response.json()["message"]
     assert small_limits_client.get("/api/stats").json()["documents"] == before
-    whole = small_limits_client.post("/api/documents", content=body, headers={"Content-Type": content_type})
+    whole = small_limits_client.post("/api/documents?wait=true", content=body, headers={"Content-Type": content_type})
     assert whole.status_code == 200 and len(whole.json()["documents"]) == 2
 
 
 def test_bodies_without_a_length_are_counted_as_they_are_read(small_limits_client):
     body, content_type = multipart([("大.txt", SEEDS["003"].read_bytes() * 8)])
     assert len(body) > 200_000
-    upload = small_limits_client.post("/api/documents", content=iter([body]), headers={"Content-Type": content_type})
+    upload = small_limits_client.post("/api/documents?wait=true", content=iter([body]), headers={"Content-Type": content_type})
     assert upload.status_code == 413 and upload.json()["error"] == "request_too_large"
     chat = {"messages": [{"role": "user", "content": "班额标准"}] * 200}
     response = small_limits_client.post("/v1/chat/completions", content=iter([json.dumps(chat).encode()]),

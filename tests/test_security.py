@@ -26,7 +26,7 @@ SAME_ORIGIN = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
 def _upload(client, headers: dict[str, str]):
     if not NEW_DOC.is_file():
         pytest.skip(f"laws corpus not found at {NEW_DOC}")
-    return client.post("/api/documents", files={"files": (NEW_NAME, NEW_DOC.read_bytes())}, headers=headers)
+    return client.post("/api/documents?wait=true", files={"files": (NEW_NAME, NEW_DOC.read_bytes())}, headers=headers)
 
 
 def _titles(client) -> dict[str, str]:

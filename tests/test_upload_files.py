@@ -15,6 +15,11 @@ def _settings(tmp_path, index_dir) -> Settings:
     return Settings(index_dir=index_dir, upload_dir=tmp_path / "uploads", models_dir=REPO / "data" / "models")
 
 
+def uploaded_files(folder) -> list[str]:
+    """The files kept for documents (not the server's job journal)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def test_a_killed_uploads_staging_folder_goes_and_a_deleted_documents_file_goes_with_it(tmp_path, demo_index_dir,
                                                                                         encoder):
     shutil.copytree(demo_index_dir, tmp_path / "index")
@@ -24,12 +29,12 @@ def test_a_killed_uploads_staging_folder_goes_and_a_deleted_documents_file_goes_
     law = sorted((LAWS / "education").glob("*.txt"))[0]
     with TestClient(create_app(_settings(tmp_path, tmp_path / "index"), encoder)) as client:
         assert not stale.exists()
-        added = client.post("/api/documents", files={"files": ("校外实践.txt", law.read_bytes(), "text/plain")}).json()
+        added = client.post("/api/documents?wait=true", files={"files": ("校外实践.txt", law.read_bytes(), "text/plain")}).json()
         doc = added["documents"][0]
         assert not doc["source_path"].startswith("/") and doc["source_path"].endswith(".txt")
-        assert len(list((tmp_path / "uploads").iterdir())) == 1
+        assert uploaded_files(tmp_path / "uploads") == ["校外实践.txt"]
         assert client.delete(f"/api/documents/{doc['doc_id']}").status_code == 200
-        assert list((tmp_path / "uploads").iterdir()) == []
+        assert uploaded_files(tmp_path / "uploads") == []
 
 
 def test_errors_about_the_index_do_not_name_the_servers_folders(tmp_path, encoder):

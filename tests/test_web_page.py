@@ -143,7 +143,7 @@ def test_document_text_cannot_inject_html(page, live_server):
     import httpx
 
     files = {"files": ("网站安全自查通知.txt", INJECTING_NOTICE.encode())}
-    response = httpx.post(live_server + "/api/documents", files=files, timeout=120)
+    response = httpx.post(live_server + "/api/documents?wait=true", files=files, timeout=120)
     assert response.status_code == 200, response.text
     doc_id = response.json()["documents"][0]["doc_id"]
     try:

@@ -48,7 +48,7 @@ FORM_POST = """({target, name, text}) => {
 OWN_PAGE_UPLOAD = """async ({name, text}) => {
   const form = new FormData();
   form.append("files", new File([text], name, {type: "text/plain"}));
-  const response = await fetch("/api/documents", {method: "POST", body: form});
+  const response = await fetch("/api/documents?wait=true", {method: "POST", body: form});
   return {status: response.status, body: await response.json()};
 }"""
 

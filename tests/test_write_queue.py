@@ -76,7 +76,7 @@ LAW_FILES = sorted((LAWS / "education").glob("*.txt"))[:3]  # documents the demo
 
 
 def _upload(client: httpx.Client, name: str, law: int = 0, **params) -> httpx.Response:
-    return client.post("/api/documents", params=params,
+    return client.post("/api/documents", params={"wait": "true", **params},
                        files={"files": (name, LAW_FILES[law].read_bytes(), "text/plain")})
 
 

@@ -36,6 +36,7 @@ from writes.jobs import Job, WriteQueue
 from writes.overrides import OVERRIDES_FILE, MetadataChange, Overrides, apply_overrides
 
 WRITE_NICENESS = 19  # the lowest: see at_low_priority
+JOBS_JOURNAL = ".jobs.json"
 
 
 class UnknownDocumentError(KeyError):
@@ -107,7 +108,7 @@ def safe_upload_name(filename: str) -> str:
 class LiveIndex:
     def __init__(self, backend: Backend, encoder: Encoder, upload_dir: Path, overrides: Overrides,
                  with_context: bool = True, max_file_bytes: int | None = None, max_queued_writes: int = 16,
-                 background_merges: bool = True) -> None:
+                 background_merges: bool = True, jobs_journal: Path | None = None) -> None:
         self.backend = backend
         self.overrides = overrides
         self.upload_dir = Path(upload_dir)
@@ -115,7 +116,7 @@ class LiveIndex:
         self._with_context = with_context
         self._max_file_bytes = max_file_bytes
         self._background_merges = background_merges
-        self.writes = WriteQueue(max_queued_writes)
+        self.writes = WriteQueue(max_queued_writes, jobs_journal)
         self._current: SearchIndex | None = None
         # A damaged index raises here: nothing may serve from it or write into it.
         self._exists = backend.exists()
@@ -124,13 +125,15 @@ class LiveIndex:
 
     @classmethod
     def for_settings(cls, settings: Settings, encoder: Encoder, index_dir: Path | None = None,
-                     background_merges: bool = True) -> LiveIndex:
-        """The write service over the configured backend (`index_dir` overrides the settings' folder)."""
+                     background_merges: bool = True, server: bool = False) -> LiveIndex:
+        """The write service over the configured backend (`index_dir` overrides the settings' folder); a
+        `server` keeps its jobs in a journal (`<upload_dir>/.jobs.json`) to report them after a restart."""
         folder = Path(index_dir or settings.index_dir)
         return cls(open_backend(settings, folder), encoder, upload_dir=settings.upload_dir,
                    overrides=Overrides(folder / OVERRIDES_FILE), with_context=settings.embedding_context,
                    max_file_bytes=settings.max_file_bytes, max_queued_writes=settings.max_queued_writes,
-                   background_merges=background_merges)
+                   background_merges=background_merges,
+                   jobs_journal=settings.upload_dir / JOBS_JOURNAL if server else None)
 
     def warm_up(self) -> None:
         """Open the index and search once before serving: it loads jieba's dictionary and runs the model once,
@@ -152,7 +155,17 @@ class LiveIndex:
         self._exists = True
 
     def _commit(self, on_embedded: Callable[[int, int], None] | None = None, **changes) -> str:
-        version = self.backend.write(self._encoder, with_context=self._with_context, on_embedded=on_embedded,
+        embedded = 0
+
+        def report(chars: int, total: int) -> None:
+            nonlocal embedded
+            embedded += chars
+            self.writes.progress("embedding" if embedded < total else "committing", embedded, total)
+            if on_embedded:
+                on_embedded(chars, total)
+
+        self.writes.progress("embedding" if changes.get("add_clauses") else "committing")
+        version = self.backend.write(self._encoder, with_context=self._with_context, on_embedded=report,
                                      merge=not self._background_merges, **changes)
         self._reopen()
         return_freed_memory()
@@ -227,7 +240,17 @@ class LiveIndex:
         sources = set(source_of.values())
         kept = [d for d in existing if d.source_path not in sources]
         kwargs = {} if self._max_file_bytes is None else {"max_bytes": self._max_file_bytes}
-        result = ingest_files(files, known_hashes={d.sha256: d.doc_id for d in kept}, on_file=on_file, **kwargs)
+        parsed = 0
+
+        def report(path: Path) -> None:
+            nonlocal parsed
+            parsed += 1
+            self.writes.progress("parsing", parsed, len(files))
+            if on_file:
+                on_file(path)
+
+        self.writes.progress("parsing", 0, len(files))
+        result = ingest_files(files, known_hashes={d.sha256: d.doc_id for d in kept}, on_file=report, **kwargs)
         result.documents = [d.model_copy(update={"source_path": source_of[d.source_path]}) for d in result.documents]
         result.documents, result.clauses = apply_overrides(result.documents, result.clauses, self.overrides.load())
         if not result.documents:
