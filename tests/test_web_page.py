@@ -194,3 +194,23 @@ def test_a_bad_chat_question_shows_the_servers_message(page):
     assert "问答失败" in failed.inner_text() and "1000" in failed.inner_text().replace(",", "")
     page.evaluate("document.querySelector('#chat-input').setAttribute('maxlength', '1000')")
     page.click("#tab-search")
+
+
+def test_on_a_phone_buttons_keep_their_words_and_the_first_result_is_in_view(page, live_server):
+    context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True,
+                                               has_touch=True, device_scale_factor=2)
+    try:
+        phone = context.new_page()
+        phone.goto(live_server + "/")
+        for button in ("#tab-search", "#tab-chat", "#search-form button[type=submit]"):
+            box = phone.locator(button).bounding_box()
+            assert box["height"] < 48 and box["width"] > 2 * box["height"] / 1.5, (button, box)  # one line
+        assert not phone.locator("#filter-issuer").is_visible()  # folded under 筛选与选项
+        _search(phone, "班额标准")
+        first = phone.locator("#results .result").first.bounding_box()
+        assert first["y"] < 844 * 0.4, first
+        phone.screenshot(path=str(SHOTS / "phone-search.png"))
+        phone.click("#search-options summary")
+        assert phone.locator("#filter-issuer").is_visible()
+    finally:
+        context.close()

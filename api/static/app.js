@@ -305,6 +305,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#viewer-close").addEventListener("click", closeViewer);
   $("#viewer").addEventListener("click", (event) => event.target === $("#viewer") && closeViewer());
   document.addEventListener("keydown", (event) => event.key === "Escape" && closeViewer());
+  if (window.matchMedia("(max-width: 600px)").matches) $("#search-options").open = false;
   await loadFilters();
   if (restoreFromUrl()) runSearch();
 });
