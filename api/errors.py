@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from index.clause_index import ModelMismatchError, QueryError
 from storage.store import IndexDamagedError, IndexFormatError, IndexMissingError
 from writes.jobs import WriteQueueFull
-from writes.service import SourceMissingError, UnknownDocumentError
+from writes.service import DocumentBusyError, SourceMissingError, UnknownDocumentError
 
 
 class ApiError(Exception):
@@ -49,6 +49,8 @@ def describe_error(exc: Exception) -> ApiError | None:
     if isinstance(exc, IndexFormatError):
         return ApiError(503, "index_format", "the index was written by an older policyqa: the server's operator "
                         "ingests the documents into a new folder")
+    if isinstance(exc, DocumentBusyError):
+        return ApiError(409, "document_busy", str(exc))
     if isinstance(exc, SourceMissingError):
         return ApiError(409, "source_missing", str(exc))
     if isinstance(exc, WriteQueueFull):
@@ -81,7 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(error.status, error.code, error.message, error.detail, headers)
 
     for known in (ApiError, QueryError, UnknownDocumentError, IndexMissingError, IndexDamagedError,
-                  IndexFormatError, ModelMismatchError, WriteQueueFull, SourceMissingError):
+                  IndexFormatError, ModelMismatchError, WriteQueueFull, SourceMissingError, DocumentBusyError):
         app.add_exception_handler(known, known_error)
 
     @app.exception_handler(RequestValidationError)

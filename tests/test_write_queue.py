@@ -134,7 +134,7 @@ def test_a_client_that_waits_longer_than_the_write_wait_gets_the_job_to_follow(g
     url, gated = gated_server
     with httpx.Client(base_url=url, timeout=60) as client:
         start = time.perf_counter()
-        waited = _upload(client, "第二份通知.txt", law=1)  # wait=true, the default; the server waits 1 s
+        waited = _upload(client, "第二份通知.txt", law=1)  # wait=true; the server waits 1 s
         assert waited.status_code == 202 and time.perf_counter() - start < 10
         assert waited.json()["state"] == "running" and waited.json()["result"] is None
         gated.gate.set()
@@ -143,3 +143,24 @@ def test_a_client_that_waits_longer_than_the_write_wait_gets_the_job_to_follow(g
             assert time.time() < deadline
             time.sleep(0.2)
         assert job["state"] == "done" and job["result"]["clauses_added"] > 0
+
+
+def test_removing_a_document_that_a_running_upload_replaces_is_refused(gated_server):
+    url, gated = gated_server
+    gated.gate.set()
+    with httpx.Client(base_url=url, timeout=60) as client:
+        first = _upload(client, "通知.txt", wait="false").json()
+        while (job := client.get(first["status_url"]).json())["state"] != "done":
+            time.sleep(0.2)
+        doc_id = job["result"]["documents"][0]["doc_id"]
+        gated.gate.clear()
+        gated.entered.clear()
+        replacing = _upload(client, "通知.txt", law=1, wait="false").json()  # the same name: replaces it
+        assert gated.entered.wait(30)
+        refused = client.delete(f"/api/documents/{doc_id}")
+        assert refused.status_code == 409 and refused.json()["error"] == "document_busy"
+        assert replacing["job_id"] in refused.json()["message"]
+        gated.gate.set()
+        while client.get(replacing["status_url"]).json()["state"] not in ("done", "failed"):
+            time.sleep(0.2)
+        assert client.delete(f"/api/documents/{doc_id}").status_code == 200

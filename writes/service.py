@@ -48,6 +48,12 @@ class UnknownDocumentError(KeyError):
         return self.args[0]
 
 
+class DocumentBusyError(RuntimeError):
+    def __init__(self, doc_id: str, job_id: str) -> None:
+        super().__init__(f"document {doc_id} is being replaced by write job {job_id}; remove it when that job is done")
+        self.job_id = job_id
+
+
 class SourceMissingError(FileNotFoundError):
     def __init__(self, doc_id: str, source: str) -> None:
         super().__init__(f"the file document {doc_id} came from is no longer there ({Path(source).name}); "
@@ -187,9 +193,24 @@ class LiveIndex:
                                   at_low_priority(lambda: then(self.add_uploads(uploads))))
 
     def submit_removal(self, doc_ids: list[str], then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
-        """Queue a removal; unknown documents are refused at once, without waiting behind other writes."""
+        """Queue a removal; unknown documents, and documents a waiting or running write is about to replace,
+        are refused at once."""
         self._refuse_unknown(doc_ids)
+        self._refuse_busy(doc_ids)
         return self.writes.submit("remove", list(doc_ids), at_low_priority(lambda: then(self.remove(doc_ids))))
+
+    def _refuse_busy(self, doc_ids: list[str]) -> None:
+        """A removal would race a write that replaces the same document: the user could not tell which won."""
+        for job in self.writes.jobs():
+            if job.state not in ("queued", "running"):
+                continue
+            for doc_id in doc_ids:
+                source = self.index.documents[doc_id].source_path
+                replaced = (doc_id in job.subject if job.kind in ("metadata", "reparse") else
+                            job.kind == "upload" and any(str(self.upload_dir / safe_upload_name(n)) == source
+                                                         for n in job.subject))
+                if replaced:
+                    raise DocumentBusyError(doc_id, job.id)
 
     def _refuse_unknown(self, doc_ids: list[str]) -> None:
         unknown = [d for d in doc_ids if not self._exists or d not in self.index.documents]
