@@ -214,3 +214,54 @@ def test_on_a_phone_buttons_keep_their_words_and_the_first_result_is_in_view(pag
         assert phone.locator("#filter-issuer").is_visible()
     finally:
         context.close()
+
+
+def test_the_library_uploads_corrects_and_removes_documents(page, live_server):
+    import httpx
+
+    from tests.conftest import LAWS
+
+    files = [LAWS / "education" / "006_上海市实施教师法办法.txt", LAWS / "education" / "007_上海市教育督导条例.txt"]
+    listed = lambda: {d["doc_id"] for d in httpx.get(f"{live_server}/api/documents").json()["documents"]}  # noqa: E731
+    known = listed()
+    page.click("#tab-library")
+    page.wait_for_selector("#library-table tbody tr")
+    before = page.locator("#library-table tbody tr").count()
+    page.set_input_files("#upload-input", [str(f) for f in files])
+    page.wait_for_selector("#upload-jobs .job.done", timeout=180_000)
+    outcome = page.locator("#upload-jobs .job.done .job-outcome li.added")
+    assert outcome.count() == 2 and "上海市教育督导条例" in " ".join(outcome.all_text_contents())
+    page.wait_for_function(f"() => document.querySelectorAll('#library-table tbody tr').length === {before + 2}")
+    page.screenshot(path=str(SHOTS / "library.png"), full_page=True)
+
+    assert not page.locator("#metadata-form").is_visible()
+    row = page.locator("#library-table tbody tr", has_text="上海市教育督导条例")
+    doc_id = row.get_attribute("data-doc-id")
+    row.locator("button.edit").click()
+    page.fill("#metadata-form input[name=title]", "上海市教育督导条例（2024年修正）")
+    page.fill("#metadata-form input[name=issuer]", "上海市人民代表大会常务委员会")
+    page.click("#metadata-form button[type=submit]")
+    page.wait_for_selector("#library-table tbody tr >> text=上海市教育督导条例（2024年修正）", timeout=120_000)
+
+    page.locator("#library-table tbody tr", has_text="上海市教育督导条例（2024年修正）").locator("td.title a").click()
+    page.wait_for_selector("#viewer:not([hidden]) .viewer-body")
+    page.screenshot(path=str(SHOTS / "library-document.png"))
+    page.click("#viewer-close")
+
+    page.click("#tab-search")
+    page.fill("#q", "教育督导")
+    page.select_option("#k", "50")
+    _submit_and_wait(page)
+    titles = page.locator("#results .doc-title").all_text_contents()
+    assert "上海市教育督导条例（2024年修正）" in titles
+
+    page.click("#tab-library")
+    page.wait_for_selector("#library-table tbody tr")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(f"#library-table tbody tr[data-doc-id='{doc_id}'] button.remove").click()
+    page.wait_for_function(f"() => !document.querySelector(\"#library-table tbody tr[data-doc-id='{doc_id}']\")")
+    hits = httpx.get(f"{live_server}/api/search", params={"q": "上海市教育督导条例", "k": 20}).json()["results"]
+    assert all(h["document"]["doc_id"] != doc_id for h in hits)
+    for added in listed() - known:  # leave the shared server as the other tests found it
+        httpx.delete(f"{live_server}/api/documents/{added}", timeout=120)
+    assert listed() == known
