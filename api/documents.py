@@ -38,10 +38,11 @@ from ingest.schema import Document
 from policyqa.settings import Settings
 from writes.jobs import Job
 from writes.overrides import MetadataChange
-from writes.service import LiveIndex, Upload, WriteReport
+from writes.service import LiveIndex, Upload, WriteReport, unsupported_type
 
 router = APIRouter(tags=["documents"])
 MAX_FILES_PER_UPLOAD = 50
+NO_DOCUMENT = "no uploaded file could be read as a document; the index is unchanged"
 WaitParam = Annotated[bool, Query(description="wait for the write to finish (false: answer 202 with the job at once)")]
 WRITE_ERRORS = {202: {"model": JobView, "description": "the write is queued or still running: follow `status_url`"},
                 401: {"model": ErrorBody}, 429: {"model": ErrorBody, "description": "too many writes waiting"},
@@ -128,6 +129,9 @@ async def upload_documents(
             raise ApiError(413, "file_too_large", f"{file.filename or 'a file'} is larger than the upload limit of "
                            f"{config.max_file_bytes:,} bytes (POLICYQA_MAX_FILE_BYTES); nothing was added")
         uploads.append(Upload(filename=file.filename or "upload", content=content))
+    refused = [SkippedItem(file=u.filename, reason=reason) for u in uploads if (reason := unsupported_type(u.filename))]
+    if len(refused) == len(uploads):  # nothing to queue: say so now, not in a job
+        raise ApiError(422, "no_document", NO_DOCUMENT, [s.model_dump() for s in refused])
     job = live.submit_uploads(uploads, then=lambda report: _upload_response(live, report))
     return await _finish(job, wait, config.write_wait_seconds)
 
@@ -137,8 +141,7 @@ def _upload_response(live: LiveIndex, report: WriteReport) -> UploadResponse:
     skipped = [SkippedItem(file=s.path, reason=s.reason) for s in result.skipped]
     duplicates = [SkippedItem(file=s.path, reason=s.reason) for s in result.duplicates]
     if report.version is None and not duplicates:
-        raise ApiError(422, "no_document", "no uploaded file could be read as a document; the index is unchanged",
-                       [s.model_dump() for s in skipped])
+        raise ApiError(422, "no_document", NO_DOCUMENT, [s.model_dump() for s in skipped])
     index = live.index
     return UploadResponse(
         version=report.version,

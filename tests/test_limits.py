@@ -270,10 +270,10 @@ def test_cutting_one_long_section_into_clauses_is_linear():
 
 def test_options_and_405s_list_every_method_of_the_path(api_client):
     options = api_client.options(f"/api/documents/{DOC_ID}")
-    assert options.status_code == 204 and options.headers["allow"] == "GET, DELETE, OPTIONS"
+    assert options.status_code == 204 and options.headers["allow"] == "GET, PATCH, DELETE, OPTIONS"
     put = api_client.put(f"/api/documents/{DOC_ID}")
-    assert put.status_code == 405 and put.headers["allow"] == "GET, DELETE, OPTIONS"
-    assert put.json()["error"] == "method_not_allowed" and "takes GET, DELETE, OPTIONS" in put.json()["message"]
+    assert put.status_code == 405 and put.headers["allow"] == "GET, PATCH, DELETE, OPTIONS"
+    assert put.json()["error"] == "method_not_allowed" and "takes GET, PATCH, DELETE, OPTIONS" in put.json()["message"]
     assert api_client.options("/api/documents").headers["allow"] == "GET, POST, OPTIONS"
     models = api_client.post("/v1/models")
     assert models.status_code == 405 and models.json()["error"]["code"] == "method_not_allowed"

@@ -111,6 +111,14 @@ def safe_upload_name(filename: str) -> str:
     return make_doc_id(path.stem) + path.suffix.lower()
 
 
+def unsupported_type(filename: str) -> str | None:
+    """Why an uploaded file cannot be a document by its name alone, or None."""
+    suffix = Path(safe_upload_name(filename)).suffix
+    if suffix in SUPPORTED_SUFFIXES:
+        return None
+    return f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+
+
 class LiveIndex:
     def __init__(self, backend: Backend, encoder: Encoder, upload_dir: Path, overrides: Overrides,
                  with_context: bool = True, max_file_bytes: int | None = None, max_queued_writes: int = 16,
@@ -235,10 +243,8 @@ class LiveIndex:
             skipped: list[SkippedFile] = []
             for upload in uploads:
                 name = safe_upload_name(upload.filename)
-                if Path(name).suffix not in SUPPORTED_SUFFIXES:
-                    skipped.append(SkippedFile(path=upload.filename, reason=(
-                        f"unsupported file type '{Path(name).suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}"
-                    )))
+                if reason := unsupported_type(upload.filename):
+                    skipped.append(SkippedFile(path=upload.filename, reason=reason))
                     continue
                 path = staging / name
                 path.write_bytes(upload.content)
