@@ -142,7 +142,8 @@ class WriteQueue:
         with self._lock:  # jobs change on the write thread and on request threads
             records = [j.record() for j in self._jobs.values()]
             self._journal.parent.mkdir(parents=True, exist_ok=True)
-            partial = self._journal.with_name(f".{self._journal.name}.partial")
+            # A name of its own: two queues (two apps over one folder) may write the journal at once.
+            partial = self._journal.with_name(f".{self._journal.name}.{os.getpid()}-{id(self)}.partial")
             partial.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
             os.replace(partial, self._journal)
 
