@@ -21,9 +21,9 @@ from index.clause_index import (
     Hit,
     Mode,
     SearchOptions,
+    cached_document_info,
     candidate_depth,
     checked_query,
-    document_info,
     filtered_documents,
     fused_hits,
     query_terms,
@@ -85,10 +85,7 @@ class QdrantIndex:
         return clauses[max(0, at - before):at], clauses[at + 1:at + 1 + after]
 
     def document_info(self, doc_id: str) -> DocumentInfo:
-        info = self._document_infos.get(doc_id)
-        if info is None:
-            info = self._document_infos[doc_id] = document_info(self.documents[doc_id])
-        return info
+        return cached_document_info(self._document_infos, self.documents, doc_id)
 
     def search(self, query: str, k: int = 10, mode: Mode = "hybrid", filters: Filters | None = None) -> list[Hit]:
         query = checked_query(query, k, mode)

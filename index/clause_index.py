@@ -111,6 +111,14 @@ def document_info(doc: Document) -> DocumentInfo:
     return info
 
 
+def cached_document_info(cache: dict[str, DocumentInfo], documents: dict[str, Document], doc_id: str) -> DocumentInfo:
+    """`document_info` made once per document (its shown path may resolve the file system)."""
+    info = cache.get(doc_id)
+    if info is None:
+        info = cache[doc_id] = document_info(documents[doc_id])
+    return info
+
+
 def shown_source(path: str) -> str:
     """Where a document came from, as users see it: never the server's folders.
 
@@ -286,10 +294,7 @@ class ClauseIndex:
 
     def document_info(self, doc_id: str) -> DocumentInfo:
         """A document as hits show it, made once per document (its shown path may resolve the file system)."""
-        info = self._document_infos.get(doc_id)
-        if info is None:
-            info = self._document_infos[doc_id] = document_info(self.documents[doc_id])
-        return info
+        return cached_document_info(self._document_infos, self.documents, doc_id)
 
 
 def filtered_documents(documents: Iterable[Document], filters: Filters | None) -> list[Document] | None:
