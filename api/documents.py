@@ -75,7 +75,7 @@ async def _finish(job: Job, wait: bool, wait_seconds: float):
 
 def _summary(index: SearchIndex, doc: Document) -> DocumentSummary:
     return DocumentSummary(**document_info(doc).model_dump(), clauses=index.clause_count(doc.doc_id),
-                           chars=doc.chars)
+                           chars=doc.chars, added=doc.added)
 
 
 @router.get("/api/documents", response_model=DocumentListResponse, responses={503: {"model": ErrorBody}})

@@ -76,6 +76,7 @@ class ClauseResponse(BaseModel):
 class DocumentSummary(DocumentInfo):
     clauses: int
     chars: int
+    added: str | None = Field(default=None, description="when this text entered the index (ISO 8601, UTC)")
 
 
 class DocumentListResponse(BaseModel):

@@ -25,6 +25,9 @@ class Document(BaseModel):
     )
     sha256: str = Field(description="hash of the normalised text; equal hashes are duplicate documents")
     chars: int = 0
+    added: str | None = Field(
+        default=None, description="when this text entered the index (ISO 8601, UTC); kept while the text is unchanged"
+    )
     text: str = Field(default="", description="the cleaned document text that clause offsets point into")
 
 

@@ -105,14 +105,16 @@ def documents_list(as_json: Annotated[bool, typer.Option("--json", help="print J
     """Every document with its metadata and clause count."""
     settings = get_settings()
     index = open_backend(settings, index_dir).open(load_encoder(settings))
-    rows = [{**index.document_info(d).model_dump(), "clauses": index.clause_count(d)} for d in index.documents]
+    rows = [{**index.document_info(d).model_dump(), "clauses": index.clause_count(d), "added": doc.added}
+            for d, doc in index.documents.items()]
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
         return
-    table = Table("doc id", "标题", "发文机关", "文号", "日期", "地区", "条款", "来源")
+    table = Table("doc id", "标题", "发文机关", "文号", "日期", "地区", "条款", "来源", "入库时间")
     for row in rows:
         table.add_row(*(escape(str(row[k] or "")) for k in ("doc_id", "title", "issuer", "doc_number", "date", "region",
-                                                            "clauses")), escape(Path(row["source_path"]).name))
+                                                            "clauses")), escape(Path(row["source_path"]).name),
+                      (row["added"] or "")[:16].replace("T", " "))
     Console().print(table)
 
 

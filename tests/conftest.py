@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -100,10 +101,9 @@ def api_client(api_settings, encoder):
         yield client
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory, demo_index_dir, encoder):
-    """A real uvicorn server on a free localhost port, over its own copy of the demo index."""
-    import shutil
+@contextlib.contextmanager
+def running_server(settings, encoder):
+    """A real uvicorn server for `settings` on a free localhost port; yields its address."""
     import socket
     import threading
     import time
@@ -111,11 +111,7 @@ def live_server(tmp_path_factory, demo_index_dir, encoder):
     import uvicorn
 
     from api.app import create_app
-    from policyqa.settings import Settings
 
-    root = tmp_path_factory.mktemp("live")
-    shutil.copytree(demo_index_dir, root / "index")
-    settings = Settings(index_dir=root / "index", upload_dir=root / "uploads", models_dir=REPO / "data" / "models")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -127,6 +123,22 @@ def live_server(tmp_path_factory, demo_index_dir, encoder):
         if time.time() > deadline:
             raise RuntimeError("the test server did not start within 30 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, demo_index_dir, encoder):
+    """A real server over its own copy of the demo index."""
+    import shutil
+
+    from policyqa.settings import Settings
+
+    root = tmp_path_factory.mktemp("live")
+    shutil.copytree(demo_index_dir, root / "index")
+    settings = Settings(index_dir=root / "index", upload_dir=root / "uploads", models_dir=REPO / "data" / "models")
+    with running_server(settings, encoder) as address:
+        yield address

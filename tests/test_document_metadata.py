@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -85,6 +87,22 @@ def test_reparsing_a_document_whose_file_is_gone_says_so(library, tmp_path):
     response = library.post(f"/api/documents/{doc_id}/reparse")
     assert response.status_code == 409 and "no longer there" in response.json()["message"]
     assert str(tmp_path) not in response.text  # the server's folders are not shown
+
+
+def test_the_added_date_is_when_the_text_came_in_and_a_correction_or_reparse_keeps_it(library):
+    law = (LAWS / "education" / "080_教师法.txt").read_bytes()
+    before = datetime.now(UTC).replace(microsecond=0)
+    uploaded = library.post("/api/documents?wait=true", files=[("files", ("教师法.txt", law, "text/plain"))]).json()
+    doc_id, added = uploaded["documents"][0]["doc_id"], uploaded["documents"][0]["added"]
+    assert before <= datetime.fromisoformat(added) <= datetime.now(UTC)
+    listed = {d["doc_id"]: d for d in library.get("/api/documents").json()["documents"]}
+    assert listed[doc_id]["added"] == added
+    assert library.patch(f"/api/documents/{doc_id}", json={"region": "全国"}).json()["document"]["added"] == added
+    assert library.post(f"/api/documents/{doc_id}/reparse").json()["documents"][0]["added"] == added
+    time.sleep(1.1)  # the stamp has whole seconds
+    revised = law.replace("外籍教师的聘任办法".encode(), "外籍教师的聘任和管理办法".encode())
+    again = library.post("/api/documents?wait=true", files=[("files", ("教师法.txt", revised, "text/plain"))]).json()
+    assert again["documents"][0]["doc_id"] == doc_id and again["documents"][0]["added"] > added
 
 
 def run_cli(*args, index_dir) -> subprocess.CompletedProcess:

@@ -7,8 +7,10 @@ which the page's Content-Security-Policy (no 'unsafe-eval') refuses.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -237,23 +239,39 @@ def test_the_library_uploads_corrects_and_removes_documents(page, live_server):
     assert not page.locator("#metadata-form").is_visible()
     row = page.locator("#library-table tbody tr", has_text="上海市教育督导条例")
     doc_id = row.get_attribute("data-doc-id")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", row.locator("td.added").inner_text())  # 入库时间
     row.locator("button.edit").click()
     page.fill("#metadata-form input[name=title]", "上海市教育督导条例（2024年修正）")
     page.fill("#metadata-form input[name=issuer]", "上海市人民代表大会常务委员会")
     page.click("#metadata-form button[type=submit]")
     page.wait_for_selector("#library-table tbody tr >> text=上海市教育督导条例（2024年修正）", timeout=120_000)
 
+    # Its own page: the clauses in order as the parser cut them, with addresses and heading paths.
     page.locator("#library-table tbody tr", has_text="上海市教育督导条例（2024年修正）").locator("td.title a").click()
-    page.wait_for_selector("#viewer:not([hidden]) .viewer-body")
+    page.wait_for_selector("#document-clauses .clause-item")
+    assert f"document={quote(doc_id)}" in page.url and page.locator("#library-list").is_hidden()
+    assert page.locator("#document-title").inner_text() == "上海市教育督导条例（2024年修正）"
+    served = httpx.get(f"{live_server}/api/documents/{doc_id}").json()["clause_spans"]
+    addresses = page.locator("#document-clauses .clause-item .address").all_inner_texts()
+    assert addresses == [c["address"] for c in served] and "第一条" in addresses
+    first_article = page.locator("#document-clauses .clause-item", has_text="第一条").first
+    assert first_article.locator(".breadcrumb li").all_inner_texts()[0].startswith("第一章")
     page.screenshot(path=str(SHOTS / "library-document.png"))
-    page.click("#viewer-close")
 
-    page.click("#tab-search")
-    page.fill("#q", "教育督导")
-    page.select_option("#k", "50")
+    # Re-parse it (after a parser upgrade): the same clauses, the correction kept.
+    page.click("#document-reparse")
+    page.wait_for_function("() => document.querySelector('#document-status').textContent.startsWith('重新解析完成')",
+                           timeout=120_000)
+    assert f"{len(served)} 个条款" in page.locator("#document-status").inner_text()
+    assert page.locator("#document-title").inner_text() == "上海市教育督导条例（2024年修正）"
+
+    # Search within it: the search tab opens with the document chosen; every result comes from it.
+    page.click("#document-search")
+    assert page.locator("#filter-doc").input_value() == doc_id and f"doc={quote(doc_id)}" in page.url
+    page.fill("#q", "督导报告")
     _submit_and_wait(page)
-    titles = page.locator("#results .doc-title").all_text_contents()
-    assert "上海市教育督导条例（2024年修正）" in titles
+    assert set(page.locator("#results .doc-title").all_text_contents()) == {"上海市教育督导条例（2024年修正）"}
+    page.select_option("#filter-doc", "")
 
     page.click("#tab-library")
     page.wait_for_selector("#library-table tbody tr")
@@ -265,3 +283,115 @@ def test_the_library_uploads_corrects_and_removes_documents(page, live_server):
     for added in listed() - known:  # leave the shared server as the other tests found it
         httpx.delete(f"{live_server}/api/documents/{added}", timeout=120)
     assert listed() == known
+
+
+def test_the_library_on_a_phone_lays_documents_out_as_cards(page, live_server):
+    context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True,
+                                               has_touch=True, device_scale_factor=2)
+    try:
+        phone = context.new_page()
+        phone.goto(live_server + "/")
+        phone.click("#tab-library")
+        phone.wait_for_selector("#library-table tbody tr")
+        assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390  # nothing to scroll sideways
+        title = phone.locator("#library-table tbody tr td.title").first.bounding_box()
+        assert title["width"] > 300, title  # a card's title runs across the screen, not down a narrow column
+        assert phone.locator(".file-button").is_visible()
+        phone.screenshot(path=str(SHOTS / "phone-library.png"))
+        phone.locator("#library-table tbody tr td.title a").first.click()
+        phone.wait_for_selector("#document-clauses .clause-item")
+        for button in ("#document-search", "#document-edit", "#document-reparse", "#document-remove"):
+            box = phone.locator(button).bounding_box()
+            assert box["height"] < 48 and box["x"] + box["width"] <= 390, (button, box)
+        assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+
+
+KEY = "bureau-key-2026"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory, encoder):
+    """A server with an API key and, to begin with, no index at all: a bureau's first day."""
+    from policyqa.settings import Settings
+    from tests.conftest import running_server
+
+    root = tmp_path_factory.mktemp("keyed")
+    settings = Settings(index_dir=root / "index", upload_dir=root / "uploads", api_key=KEY,
+                        models_dir=REPO / "data" / "models")
+    with running_server(settings, encoder) as address:
+        yield address
+
+
+def test_with_an_api_key_the_page_asks_for_it_once_and_says_when_it_is_wrong(page, keyed_server):
+    import httpx
+
+    from tests.conftest import SEEDS
+
+    def documents():
+        response = httpx.get(f"{keyed_server}/api/documents")
+        return {} if response.status_code == 503 else {d["doc_id"]: d for d in response.json()["documents"]}
+
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    try:
+        staff = context.new_page()
+        errors: list[str] = []
+        staff.on("pageerror", lambda exc: errors.append(str(exc)))
+        staff.goto(keyed_server + "/")
+        staff.click("#tab-library")
+        staff.wait_for_function("() => document.querySelector('#library-count').textContent.includes('文件库还是空的')")
+
+        # Two seed files by the file input: the server answers 401, the page asks for the key.
+        staff.set_input_files("#upload-input", [str(SEEDS["000"]), str(SEEDS["002"])])
+        dialog = staff.locator("#key-dialog")
+        dialog.wait_for(state="visible")
+        assert staff.locator("#key-error").is_hidden()
+        staff.fill("#key-input", "wrong-key")
+        staff.click("#key-dialog button[value=ok]")
+        staff.wait_for_function("() => document.querySelector('#key-dialog').open && "
+                                "!document.querySelector('#key-error').hidden")
+        assert "API 密钥不正确" in staff.locator("#key-error").inner_text()
+        staff.screenshot(path=str(SHOTS / "library-key.png"))
+        assert documents() == {}  # the refused tries changed nothing
+        staff.fill("#key-input", KEY)
+        staff.click("#key-dialog button[value=ok]")
+        staff.wait_for_selector("#upload-jobs .job.done", timeout=180_000)
+        assert staff.locator("#upload-jobs .job.done .job-outcome li.added").count() == 2
+        assert staff.evaluate("() => sessionStorage.getItem('policyqa-key')") == KEY
+        assert KEY not in staff.url
+        staff.wait_for_function("() => document.querySelectorAll('#library-table tbody tr').length === 2")
+        staff.screenshot(path=str(SHOTS / "library-keyed.png"), full_page=True)
+
+        # The search finds them.
+        staff.click("#tab-search")
+        _search(staff, "班额标准")
+        assert "小学班额不超过45人" in staff.locator("#results .result .clause-text").first.inner_text()
+
+        # The next write uses the key it has: no second prompt.
+        staff.click("#tab-library")
+        staff.locator("#library-table tbody tr", has_text="大力提升义务教育工作质量").locator("button.edit").click()
+        staff.fill("#metadata-form input[name=region]", "辽宁省鞍山市")
+        staff.click("#metadata-form button[type=submit]")
+        staff.wait_for_selector("#library-table tbody tr >> text=辽宁省鞍山市", timeout=120_000)
+        assert not dialog.is_visible()
+        assert not errors, errors
+    finally:
+        context.close()
+
+    # Another tab has no key: cancelling the prompt says why nothing happened, and nothing did.
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    try:
+        other = context.new_page()
+        other.goto(keyed_server + "/")
+        other.click("#tab-library")
+        other.wait_for_selector("#library-table tbody tr")
+        other.once("dialog", lambda confirm: confirm.accept())
+        other.locator("#library-table tbody tr button.remove").first.click()
+        other.locator("#key-dialog").wait_for(state="visible")
+        other.click("#key-dialog button[value=cancel]")
+        other.wait_for_function("() => document.querySelector('#library-count').textContent.startsWith('删除失败')")
+        assert "未输入 API 密钥" in other.locator("#library-count").inner_text()
+        assert len(documents()) == 2
+    finally:
+        context.close()

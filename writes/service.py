@@ -22,6 +22,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from backends.base import Backend, SearchIndex, open_backend
 from embedding.encoder import Encoder
 from ingest.pipeline import IngestResult, ingest_files, make_doc_id
 from ingest.readers import SUPPORTED_SUFFIXES
-from ingest.schema import SkippedFile
+from ingest.schema import Document, SkippedFile
 from policyqa.settings import Settings
 from storage.store import IndexMissingError
 from writes.jobs import Job, WriteQueue
@@ -103,6 +104,15 @@ def return_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def stamped(documents: list[Document], previous: dict[str, Document]) -> list[Document]:
+    """The documents with the time they entered the index: now, or the earlier time if the same text was there
+    (a re-parse or a correction is not a new document to staff)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    kept = {doc_id: d.added for doc_id, d in previous.items() if d.added}
+    return [d.model_copy(update={"added": kept[d.doc_id] if d.doc_id in kept and previous[d.doc_id].sha256 == d.sha256
+                                 else now}) for d in documents]
 
 
 def safe_upload_name(filename: str) -> str:
@@ -280,6 +290,7 @@ class LiveIndex:
         result = ingest_files(files, known_hashes={d.sha256: d.doc_id for d in kept}, on_file=report, **kwargs)
         result.documents = [d.model_copy(update={"source_path": source_of[d.source_path]}) for d in result.documents]
         result.documents, result.clauses = apply_overrides(result.documents, result.clauses, self.overrides.load())
+        result.documents = stamped(result.documents, self.index.documents if self._exists else {})
         if not result.documents:
             return WriteReport(version=None, result=result)
         version = self._commit(add_documents=result.documents, add_clauses=result.clauses,

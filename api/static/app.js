@@ -19,10 +19,19 @@ function errorMessage(body, status) {
   return message || `服务器返回 ${status}`;
 }
 
+// An Error carrying the server's message, its error code (`no_index`, …) and its detail (refused files, …).
+function serverError(body, status) {
+  const error = new Error(errorMessage(body, status));
+  error.status = status;
+  error.code = body && typeof body.error === "string" ? body.error : null;
+  error.detail = body && Array.isArray(body.detail) ? body.detail : [];
+  return error;
+}
+
 async function getJSON(url, options) {
   const response = await fetch(url, options);
   const body = await response.json().catch(() => null);
-  if (!response.ok) throw new Error(errorMessage(body, response.status));
+  if (!response.ok) throw serverError(body, response.status);
   return body;
 }
 
@@ -175,6 +184,15 @@ async function openDocument(docId, clauseId) {
   }
 }
 
+function searchWithin(docId) {
+  showPanel($("#tab-search"));
+  $("#filter-doc").value = docId;
+  const title = $("#filter-doc").selectedOptions[0];
+  $("#search-status").textContent = $("#filter-doc").value ? `在《${title.textContent}》中检索：输入关键词。` : "";
+  $("#results").replaceChildren();
+  $("#q").focus();
+}
+
 function closeViewer() {
   $("#viewer").hidden = true;
 }
@@ -255,24 +273,47 @@ function showPanel(tab) {
   }
 }
 
+// The documents as the header's counts and the search's 文件 filter show them (the library changes both).
+function showDocuments(documents) {
+  const clauses = documents.reduce((sum, d) => sum + d.clauses, 0);
+  $("#stats").textContent = `${documents.length} 份文件 · ${clauses} 个条款`;
+  const select = $("#filter-doc");
+  const chosen = select.value;
+  const options = [...documents].sort((a, b) => a.title.localeCompare(b.title, "zh")).map((doc) => {
+    const option = el("option", null, doc.title);
+    option.value = doc.doc_id;
+    return option;
+  });
+  select.replaceChildren(select.options[0], ...options);
+  select.value = documents.some((d) => d.doc_id === chosen) ? chosen : "";
+}
+
+// Every document, or none while the server has no index yet (an empty library, not a failure).
+async function fetchDocuments() {
+  try {
+    return (await getJSON("/api/documents")).documents;
+  } catch (error) {
+    if (error.code === "no_index") return [];
+    throw error;
+  }
+}
+
 async function loadFilters() {
   try {
-    const [stats, docs] = await Promise.all([getJSON("/api/stats"), getJSON("/api/documents")]);
-    $("#stats").textContent = `${stats.documents} 份文件 · ${stats.clauses} 个条款`;
-    const select = $("#filter-doc");
-    for (const doc of docs.documents.sort((a, b) => a.title.localeCompare(b.title, "zh"))) {
-      const option = el("option", null, doc.title);
-      option.value = doc.doc_id;
-      select.append(option);
-    }
+    showDocuments(await fetchDocuments());
   } catch (error) {
     $("#stats").textContent = `索引不可用：${error.message}`;
   }
 }
 
+// A search link (`?q=…&doc=…`) runs its search; `?doc=ID` alone (a document page's 在本文件中检索)
+// opens the search with that document chosen.
 function restoreFromUrl() {
   const params = new URLSearchParams(location.search);
-  if (!params.get("q")) return false;
+  if (!params.get("q")) {
+    if (params.get("doc")) searchWithin(params.get("doc"));
+    return false;
+  }
   $("#q").value = params.get("q");
   for (const [name, selector] of [["k", "#k"], ["doc", "#filter-doc"], ["issuer", "#filter-issuer"], ["year", "#filter-year"]]) {
     if (params.get(name)) $(selector).value = params.get(name);

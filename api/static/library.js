@@ -1,42 +1,95 @@
-// The 文件库 tab: the document list (sort, filter, pages), uploads with a progress bar per job,
-// corrections of a document's metadata, removal. Uses app.js's helpers ($, el, getJSON, openDocument).
+// The 文件库 tab: the document list (sort, filter, pages), a document's page (its clauses as the parser
+// cut them), uploads with a progress bar per job, corrections of metadata, re-parse, removal.
+// Uses app.js's helpers ($, el, getJSON, serverError, showDocuments, fetchDocuments, breadcrumb, searchWithin).
 // Writes send the API key the user typed once (kept in sessionStorage, never in a URL).
 "use strict";
 
 const PAGE_SIZE = 50;
-const STAGES = { queued: "排队中", parsing: "解析", embedding: "向量化", committing: "写入索引" };
-const library = { documents: [], sort: "title", descending: false, page: 0 };
+const KEY_STORAGE = "policyqa-key";
+const FINISHED = ["done", "failed", "interrupted"];
+const STAGES = { queued: "排队中", running: "处理中", parsing: "解析", embedding: "向量化", committing: "写入索引" };
+const FIELDS = ["title", "issuer", "doc_number", "date", "region"];
+const COLUMNS = { issuer: "发文机关", doc_number: "文号", date: "日期", region: "地区", clauses: "条款" };
+const library = { documents: [], sort: "title", descending: false, page: 0, shown: null };
 
-// A write request; on 401 the page asks for the API key once and tries again.
-async function writeRequest(url, options) {
-  const send = () => fetch(url, {
-    ...options,
-    headers: { ...(options.headers || {}), ...(sessionStorage.getItem("policyqa-key") ? { "X-API-Key": sessionStorage.getItem("policyqa-key") } : {}) },
+/* ---------- writes ---------- */
+
+// The key dialog; resolves with the key typed, or null when the user cancels.
+function askForKey(problem) {
+  const dialog = $("#key-dialog");
+  $("#key-error").hidden = !problem;
+  $("#key-error").textContent = problem || "";
+  $("#key-input").value = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      const key = $("#key-input").value.trim();
+      resolve(dialog.returnValue === "ok" && key ? key : null);
+    }, { once: true });
   });
-  let response = await send();
-  if (response.status === 401) {
-    const key = window.prompt("此操作需要 API 密钥（POLICYQA_API_KEY）：");
-    if (!key) throw new Error("需要 API 密钥才能修改文件库");
-    sessionStorage.setItem("policyqa-key", key);
-    response = await send();
-    if (response.status === 401) sessionStorage.removeItem("policyqa-key");
+}
+
+// Sends a write with the stored key; on 401 asks for the key (again, saying why) until it is right or the
+// user gives up.
+async function sendWrite(url, options) {
+  for (;;) {
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    const headers = { ...(options.headers || {}), ...(key ? { "X-API-Key": key } : {}) };
+    const response = await fetch(url, { ...options, headers });
+    if (response.status !== 401) return response;
+    sessionStorage.removeItem(KEY_STORAGE);
+    const typed = await askForKey(key ? "API 密钥不正确（服务器答复 401 未授权），请重新输入。" : null);
+    if (!typed) throw new Error("未输入 API 密钥：这台服务器的上传、修改和删除需要密钥，文件库没有改变。");
+    sessionStorage.setItem(KEY_STORAGE, typed);
   }
+}
+
+// Follows a job until it ends; `onProgress(job)` on each poll. Returns the job's result or throws its error.
+async function followJob(job, onProgress) {
+  while (!FINISHED.includes(job.state)) {
+    if (onProgress) onProgress(job);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    job = await getJSON(job.status_url);
+  }
+  if (job.state !== "done") throw serverError(job.error, job.state);
+  return job.result;
+}
+
+// A write: its result, whether the server answered at once or with a job (202) to follow.
+async function writeRequest(url, options, onProgress) {
+  const response = await sendWrite(url, options);
   const body = await response.json().catch(() => null);
-  if (!response.ok) throw new Error(response.status === 401 ? "API 密钥不正确" : errorMessage(body, response.status));
-  return body;
+  if (!response.ok) throw serverError(body, response.status);
+  return response.status === 202 ? followJob(body, onProgress) : body;
+}
+
+function progressText(job) {
+  const stage = STAGES[job.stage || job.state] || job.state;
+  return job.total ? `${stage} ${job.done || 0}/${job.total}` : stage;
+}
+
+/* ---------- the list ---------- */
+
+function shownWhen(iso) {
+  if (!iso) return "";
+  const at = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${pad(at.getHours())}:${pad(at.getMinutes())}`;
+}
+
+function fileName(doc) {
+  return doc.source_path.split("/").pop();
 }
 
 async function loadLibrary() {
-  const [body, stats] = await Promise.all([getJSON("/api/documents"), getJSON("/api/stats")]);
-  library.documents = body.documents;
-  $("#stats").textContent = `${stats.documents} 份文件 · ${stats.clauses} 个条款`;
+  library.documents = await fetchDocuments();
+  showDocuments(library.documents);
   renderLibrary();
 }
 
 function shownDocuments() {
   const needle = $("#library-filter").value.trim();
-  const fields = ["title", "issuer", "doc_number", "region", "source_path"];
-  const found = library.documents.filter((d) => !needle || fields.some((f) => (d[f] || "").includes(needle)));
+  const found = library.documents.filter((d) => !needle || [...FIELDS, "source_path"].some((f) => (d[f] || "").includes(needle)));
   const key = library.sort;
   found.sort((a, b) => {
     const order = key === "clauses" ? a.clauses - b.clauses : String(a[key] || "").localeCompare(String(b[key] || ""), "zh");
@@ -51,10 +104,20 @@ function renderLibrary() {
   library.page = Math.min(library.page, pages - 1);
   const rows = found.slice(library.page * PAGE_SIZE, (library.page + 1) * PAGE_SIZE).map(documentRow);
   $("#library-table tbody").replaceChildren(...rows);
-  $("#library-count").textContent = `${found.length} 份文件`;
+  $("#library-count").textContent = library.documents.length
+    ? `${found.length} 份文件` : "文件库还是空的：把政策文件拖到上面，或点“选择文件”。";
   $("#page-info").textContent = `第 ${library.page + 1} / ${pages} 页`;
   $("#page-prev").disabled = library.page === 0;
   $("#page-next").disabled = library.page >= pages - 1;
+  for (const header of document.querySelectorAll("#library-table th[data-sort]")) {
+    header.setAttribute("aria-sort", header.dataset.sort !== library.sort ? "none" : library.descending ? "descending" : "ascending");
+  }
+}
+
+function cell(className, label, text) {
+  const td = el("td", className, text);
+  td.dataset.label = label;  // shown before the value when a phone lays rows out as cards
+  return td;
 }
 
 function documentRow(doc) {
@@ -62,99 +125,182 @@ function documentRow(doc) {
   row.dataset.docId = doc.doc_id;
   const title = el("td", "title");
   const link = el("a", null, doc.title);
-  link.href = "#";
-  link.addEventListener("click", (event) => { event.preventDefault(); openDocument(doc.doc_id); });
+  link.href = `?document=${encodeURIComponent(doc.doc_id)}`;
+  link.addEventListener("click", (event) => { event.preventDefault(); openDocumentPage(doc.doc_id, true); });
   title.append(link);
   row.append(title);
-  for (const field of ["issuer", "doc_number", "date", "region", "clauses"]) row.append(el("td", field, doc[field] ?? ""));
-  row.append(el("td", "source", doc.source_path.split("/").pop()));
+  for (const [field, label] of Object.entries(COLUMNS)) row.append(cell(field, label, doc[field] ?? ""));
+  row.append(cell("source", "来源文件", fileName(doc)), cell("added", "入库时间", shownWhen(doc.added)));
   const actions = el("td", "actions");
   const edit = el("button", "link edit", "修改");
   edit.type = "button";
   edit.addEventListener("click", () => editMetadata(doc));
   const remove = el("button", "link remove", "删除");
   remove.type = "button";
-  remove.addEventListener("click", () => removeDocument(doc));
+  remove.addEventListener("click", () => removeDocument(doc, (message) => { $("#library-count").textContent = message; }));
   actions.append(edit, remove);
   row.append(actions);
   return row;
 }
 
+/* ---------- a document's page ---------- */
+
+function showList(push) {
+  library.shown = null;
+  $("#document-page").hidden = true;
+  $("#library-list").hidden = false;
+  $("#metadata-form").hidden = true;
+  if (push) history.pushState(null, "", location.pathname);
+}
+
+// A document's page: its metadata, and its clauses in order with their addresses and heading paths.
+async function openDocumentPage(docId, push) {
+  showPanel($("#tab-library"));
+  $("#library-list").hidden = true;
+  $("#metadata-form").hidden = true;
+  const page = $("#document-page");
+  page.hidden = false;
+  if (push) history.pushState(null, "", `?document=${encodeURIComponent(docId)}`);
+  $("#document-title").textContent = "读取中…";
+  $("#document-meta").replaceChildren();
+  $("#document-clauses").replaceChildren();
+  $("#document-status").textContent = "";
+  try {
+    const doc = await getJSON(`/api/documents/${encodeURIComponent(docId)}`);
+    library.shown = doc;
+    $("#document-title").textContent = doc.title;
+    const facts = [["发文机关", doc.issuer], ["文号", doc.doc_number], ["日期", doc.date], ["地区", doc.region],
+      ["来源文件", fileName(doc)], ["入库时间", shownWhen(doc.added)], ["文件编号", doc.doc_id]];
+    $("#document-meta").replaceChildren(...facts.filter(([, value]) => value).flatMap(([name, value]) => [el("dt", null, name), el("dd", null, value)]));
+    $("#document-search").href = `?doc=${encodeURIComponent(doc.doc_id)}`;
+    $("#document-clause-count").textContent = `${doc.clause_spans.length} 个条款（按文中顺序）`;
+    $("#document-clauses").replaceChildren(...doc.clause_spans.map(clauseItem));
+  } catch (error) {
+    library.shown = null;
+    $("#document-title").textContent = "无法打开文件";
+    $("#document-status").textContent = error.message;
+  }
+}
+
+function clauseItem(clause) {
+  const item = el("li", "clause-item");
+  item.dataset.clauseId = clause.clause_id;
+  const head = el("div", "clause-head");
+  const path = el("ol", "breadcrumb");
+  breadcrumb(path, clause.heading_path);
+  head.append(el("span", "address", clause.address), path);
+  item.append(head, el("p", "clause-text", clause.text));
+  return item;
+}
+
+async function reparseShown() {
+  const doc = library.shown;
+  const status = $("#document-status");
+  status.textContent = "重新解析中…";
+  try {
+    const result = await writeRequest(`/api/documents/${encodeURIComponent(doc.doc_id)}/reparse?wait=false`, { method: "POST" },
+      (job) => { status.textContent = `重新解析：${progressText(job)}`; });
+    await loadLibrary();
+    const still = result.documents.find((d) => d.doc_id === doc.doc_id);
+    if (still) await openDocumentPage(doc.doc_id, false);
+    status.textContent = still
+      ? `重新解析完成：${still.clauses} 个条款。` : `重新解析完成：这个文件现在解析为 ${result.documents.map((d) => `《${d.title}》`).join("、")}。`;
+  } catch (error) {
+    status.textContent = `重新解析失败：${error.message}`;
+  }
+}
+
+/* ---------- metadata, removal ---------- */
+
 function editMetadata(doc) {
   const form = $("#metadata-form");
   form.dataset.docId = doc.doc_id;
-  for (const field of ["title", "issuer", "doc_number", "date", "region"]) form.elements[field].value = doc[field] || "";
+  for (const field of FIELDS) form.elements[field].value = doc[field] || "";
   $("#metadata-status").textContent = "";
   form.hidden = false;
   form.scrollIntoView({ block: "nearest" });
+  form.elements.title.focus();
 }
 
 async function saveMetadata(event) {
   event.preventDefault();
   const form = $("#metadata-form");
-  const change = {};
-  for (const field of ["title", "issuer", "doc_number", "date", "region"]) change[field] = form.elements[field].value.trim();
+  const change = Object.fromEntries(FIELDS.map((field) => [field, form.elements[field].value.trim()]));
   $("#metadata-status").textContent = "保存中…";
   try {
     await writeRequest(`/api/documents/${encodeURIComponent(form.dataset.docId)}`, {
       method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify(change),
-    });
+    }, (job) => { $("#metadata-status").textContent = `保存中：${progressText(job)}`; });
     form.hidden = true;
     await loadLibrary();
+    if (library.shown && library.shown.doc_id === form.dataset.docId) await openDocumentPage(form.dataset.docId, false);
   } catch (error) {
-    $("#metadata-status").textContent = error.message;
+    $("#metadata-status").textContent = `保存失败：${error.message}`;
   }
 }
 
-async function removeDocument(doc) {
-  if (!window.confirm(`确定从索引中删除《${doc.title}》？`)) return;
+async function removeDocument(doc, report) {
+  if (!window.confirm(`确定从索引中删除《${doc.title}》？删除后检索和问答不再引用它。`)) return false;
   try {
     await writeRequest(`/api/documents/${encodeURIComponent(doc.doc_id)}`, { method: "DELETE" });
     await loadLibrary();
+    return true;
   } catch (error) {
-    $("#library-count").textContent = `删除失败：${error.message}`;
+    report(`删除失败：${error.message}`);
+    return false;
   }
 }
+
+/* ---------- uploads ---------- */
 
 // One upload request = one job: a line with its files, a progress bar and, once done, what became of each file.
 async function upload(files) {
   if (!files.length) return;
   const line = el("li", "job");
-  const label = el("span", "job-files", Array.from(files, (f) => f.name).join("、"));
   const bar = el("progress");
   const state = el("span", "job-state", "上传中…");
   const outcome = el("ul", "job-outcome");
-  line.append(label, bar, state, outcome);
+  line.append(el("span", "job-files", Array.from(files, (f) => f.name).join("、")), bar, state, outcome);
   $("#upload-jobs").prepend(line);
   const form = new FormData();
   for (const file of files) form.append("files", file);
   try {
-    let job = await writeRequest("/api/documents", { method: "POST", body: form });
-    while (!["done", "failed", "interrupted"].includes(job.state)) {
-      state.textContent = STAGES[job.stage || job.state] || job.state;
+    const result = await writeRequest("/api/documents", { method: "POST", body: form }, (job) => {
+      state.textContent = progressText(job);
       if (job.total) { bar.max = job.total; bar.value = job.done || 0; }
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      job = await getJSON(job.status_url);
-    }
+    });
     bar.max = 1;
-    bar.value = job.state === "done" ? 1 : 0;
-    state.textContent = job.state === "done" ? "完成" : `失败：${job.error ? job.error.message : job.state}`;
-    line.classList.add(job.state);
-    const result = job.result || {};
+    bar.value = 1;
+    state.textContent = "完成";
+    line.classList.add("done");
     outcome.replaceChildren(
-      ...(result.documents || []).map((d) => el("li", "added", `已加入：${d.title}（${d.clauses} 个条款）`)),
-      ...(result.duplicates || []).map((d) => el("li", "duplicate", `重复：${d.file}，${d.reason}`)),
-      ...(result.skipped || []).map((d) => el("li", "skipped", `未加入：${d.file}，${d.reason}`)),
+      ...result.documents.map((d) => el("li", "added", `已加入：${d.title}（${d.clauses} 个条款）`)),
+      ...result.duplicates.map((d) => el("li", "duplicate", `重复：${d.file}，${d.reason}`)),
+      ...result.skipped.map((d) => el("li", "skipped", `未加入：${d.file}，${d.reason}`)),
     );
     await loadLibrary();
   } catch (error) {
+    bar.value = 0;
     line.classList.add("failed");
     state.textContent = `失败：${error.message}`;
+    outcome.replaceChildren(...(error.detail || []).filter((d) => d.file).map((d) => el("li", "skipped", `未加入：${d.file}，${d.reason}`)));
   }
 }
 
+/* ---------- wiring ---------- */
+
+function route() {
+  const docId = new URLSearchParams(location.search).get("document");
+  if (docId) openDocumentPage(docId, false);
+  else if (library.shown) showList(false);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  $("#tab-library").addEventListener("click", () => loadLibrary().catch((e) => { $("#library-count").textContent = e.message; }));
+  const failed = (error) => { $("#library-count").textContent = `无法读取文件库：${error.message}`; };
+  $("#tab-library").addEventListener("click", () => {
+    if (library.shown) showList(true);
+    loadLibrary().catch(failed);
+  });
   $("#upload-input").addEventListener("change", (event) => { upload(event.target.files); event.target.value = ""; });
   const zone = $("#upload-form");
   zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
@@ -172,4 +318,17 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#page-next").addEventListener("click", () => { library.page += 1; renderLibrary(); });
   $("#metadata-form").addEventListener("submit", saveMetadata);
   $("#metadata-cancel").addEventListener("click", () => { $("#metadata-form").hidden = true; });
+  $("#document-back").addEventListener("click", (event) => { event.preventDefault(); showList(true); loadLibrary().catch(failed); });
+  $("#document-search").addEventListener("click", (event) => {
+    event.preventDefault();
+    history.pushState(null, "", event.currentTarget.href);
+    searchWithin(library.shown.doc_id);
+  });
+  $("#document-edit").addEventListener("click", () => editMetadata(library.shown));
+  $("#document-reparse").addEventListener("click", reparseShown);
+  $("#document-remove").addEventListener("click", async () => {
+    if (await removeDocument(library.shown, (message) => { $("#document-status").textContent = message; })) showList(true);
+  });
+  window.addEventListener("popstate", route);
+  if (new URLSearchParams(location.search).get("document")) loadLibrary().catch(failed).then(route);
 });
