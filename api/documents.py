@@ -121,15 +121,18 @@ async def upload_documents(
     unchanged; otherwise the files that could not be used are listed under `skipped`.
     """
     if len(files) > MAX_FILES_PER_UPLOAD:
-        raise ApiError(413, "too_many_files", f"{len(files)} files in one upload; the limit is {MAX_FILES_PER_UPLOAD}")
+        raise ApiError(413, "too_many_files", f"{len(files)} files in one upload; the limit is {MAX_FILES_PER_UPLOAD}",
+                       {"files": len(files), "limit": MAX_FILES_PER_UPLOAD})
     uploads = []
     for file in files:
         content = await file.read(config.max_file_bytes + 1)
         if len(content) > config.max_file_bytes:
             raise ApiError(413, "file_too_large", f"{file.filename or 'a file'} is larger than the upload limit of "
-                           f"{config.max_file_bytes:,} bytes (POLICYQA_MAX_FILE_BYTES); nothing was added")
+                           f"{config.max_file_bytes:,} bytes (POLICYQA_MAX_FILE_BYTES); nothing was added",
+                           {"file": file.filename, "limit_bytes": config.max_file_bytes})
         uploads.append(Upload(filename=file.filename or "upload", content=content))
-    refused = [SkippedItem(file=u.filename, reason=reason) for u in uploads if (reason := unsupported_type(u.filename))]
+    refused = [SkippedItem(file=u.filename, code="unsupported_type", reason=reason) for u in uploads
+               if (reason := unsupported_type(u.filename))]
     if len(refused) == len(uploads):  # nothing to queue: say so now, not in a job
         raise ApiError(422, "no_document", NO_DOCUMENT, [s.model_dump() for s in refused])
     job = live.submit_uploads(uploads, then=lambda report: _upload_response(live, report))
@@ -138,8 +141,8 @@ async def upload_documents(
 
 def _upload_response(live: LiveIndex, report: WriteReport) -> UploadResponse:
     result = report.result
-    skipped = [SkippedItem(file=s.path, reason=s.reason) for s in result.skipped]
-    duplicates = [SkippedItem(file=s.path, reason=s.reason) for s in result.duplicates]
+    skipped = [SkippedItem.of(s) for s in result.skipped]
+    duplicates = [SkippedItem.of(s) for s in result.duplicates]
     if report.version is None and not duplicates:
         raise ApiError(422, "no_document", NO_DOCUMENT, [s.model_dump() for s in skipped])
     index = live.index

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from index.clause_index import AlsoIn, DocumentInfo, Hit
 from ingest.clauses import readable_address
-from ingest.schema import Clause
+from ingest.schema import Clause, SkipCode, SkippedFile
 
 
 class ErrorBody(BaseModel):
@@ -89,8 +89,16 @@ class DocumentResponse(DocumentSummary):
 
 
 class SkippedItem(BaseModel):
+    """A file an upload did not add: its name, the kind of problem (`code`) and why."""
+
     file: str
+    code: SkipCode
     reason: str
+    duplicate_of: str | None = Field(default=None, description="the doc id of the document with the same text")
+
+    @classmethod
+    def of(cls, skipped: SkippedFile) -> SkippedItem:
+        return cls(file=skipped.path, code=skipped.code, reason=skipped.reason, duplicate_of=skipped.duplicate_of)
 
 
 class UploadResponse(BaseModel):

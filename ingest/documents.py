@@ -238,6 +238,8 @@ _BODY_SIGN = re.compile(r"[。；;！!？?，,]")
 class NoDocumentTextError(EmptyDocumentError):
     """The file is a page with no document on it: a title and metadata without a body, or a listing."""
 
+    code = "no_document_text"
+
     REASON = (
         "no document text: the page shows only a title, metadata, menus or a list of other documents' titles "
         "(a listing page, or a page whose body is missing)"

@@ -2,7 +2,12 @@
 
 
 class IngestError(Exception):
-    """Base class for problems with one input file; the rest of a batch still ingests."""
+    """Base class for problems with one input file; the rest of a batch still ingests.
+
+    `code` names the kind of problem for programs (the page words it in Chinese); `reason` explains it.
+    """
+
+    code = "unreadable"
 
 
 class UnreadableFileError(IngestError):
@@ -17,6 +22,8 @@ class UnreadableFileError(IngestError):
 class EmptyDocumentError(IngestError):
     """The file decoded, but nothing readable is left after cleaning."""
 
+    code = "empty"
+
     def __init__(self, path: str) -> None:
         super().__init__(f"{path}: no readable text after removing boilerplate and garbage")
         self.path = path
@@ -25,6 +32,8 @@ class EmptyDocumentError(IngestError):
 
 class TooManyClausesError(IngestError):
     """The file cuts into more clauses than any policy document has: a data dump, a table export, a one-line text."""
+
+    code = "too_many_clauses"
 
     def __init__(self, path: str, limit: int) -> None:
         self.path = path

@@ -125,9 +125,9 @@ def ingest_files(
         try:
             parsed = parse_file(path, max_bytes=max_bytes)
         except IngestError as exc:
-            result.skipped.append(SkippedFile(path=str(path), reason=getattr(exc, "reason", str(exc))))
+            result.skipped.append(SkippedFile(path=str(path), code=exc.code, reason=getattr(exc, "reason", str(exc))))
         except OSError as exc:
-            result.skipped.append(SkippedFile(path=str(path), reason=f"cannot open: {exc.strerror or exc}"))
+            result.skipped.append(SkippedFile(path=str(path), code="cannot_open", reason=f"cannot open: {exc.strerror or exc}"))
         else:
             _add_parsed(parsed, result, seen, used_ids)
         if on_file:
@@ -139,7 +139,8 @@ def _add_parsed(parsed: ParsedFile, result: IngestResult, seen: dict[str, str], 
     for doc in parsed.documents:
         if doc.sha256 in seen:
             result.duplicates.append(
-                SkippedFile(path=parsed.source_path, reason=f"duplicate of {seen[doc.sha256]} ({doc.title})")
+                SkippedFile(path=parsed.source_path, code="duplicate", duplicate_of=seen[doc.sha256],
+                            reason=f"duplicate of {seen[doc.sha256]} ({doc.title})")
             )
             continue
         new_id = doc.doc_id

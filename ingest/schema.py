@@ -7,6 +7,8 @@ what `policyqa parse` prints.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -45,11 +47,17 @@ class Clause(BaseModel):
     char_end: int
 
 
+SkipCode = Literal["unsupported_type", "unreadable", "cannot_open", "empty", "no_document_text", "too_many_clauses",
+                   "duplicate"]
+
+
 class SkippedFile(BaseModel):
     """A file ingest could not use, and why: shown in the ingest report."""
 
     path: str
-    reason: str
+    code: SkipCode = Field(description="the kind of problem, for programs")
+    reason: str = Field(description="what is wrong, for people")
+    duplicate_of: str | None = Field(default=None, description="the doc id of the document with the same text")
 
 
 class ParsedFile(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -159,6 +160,8 @@ def test_upload_search_and_delete_without_restart(writable_client):
         ([("files", ("empty.txt", b""))], 422, "no_document"),
         ([("files", ("garbage.txt", bytes(range(256)) * 40))], 422, "no_document"),
         ([("files", ("big.txt", "义务教育。".encode() * 1_400_000))], 413, "file_too_large"),
+        ([("files", (f"通知{n}.txt", f"关于第{n}号事项的通知\n\n一、请各校做好准备。".encode())) for n in range(60)], 413,
+         "too_many_files"),
     ],
 )
 def test_bad_uploads_get_clear_errors_and_change_nothing(writable_client, files, status, error):
@@ -167,6 +170,18 @@ def test_bad_uploads_get_clear_errors_and_change_nothing(writable_client, files,
     assert response.status_code == status and response.json()["error"] == error
     assert response.json()["message"]
     assert writable_client.get("/api/stats").json() == before
+
+
+def test_a_file_name_with_folders_or_control_characters_is_stored_under_a_safe_name(writable_client):
+    name, content = _law_file("../../etc/\x07教师\x1b[31m法.txt")
+    response = writable_client.post("/api/documents?wait=true", files=[("files", (name, content))], headers=KEY)
+    assert response.status_code == 200, response.text
+    document = response.json()["documents"][0]
+    assert all(ord(ch) >= 32 for ch in document["doc_id"] + document["source_path"]) and ".." not in document["source_path"]
+    upload_dir = Path(writable_client.app.state.settings.upload_dir)
+    stored = [p.name for p in upload_dir.iterdir() if not p.name.startswith(".")]
+    assert stored == [Path(document["source_path"]).name]
+    assert writable_client.delete(f"/api/documents/{document['doc_id']}", headers=KEY).status_code == 200
 
 
 def test_a_text_field_instead_of_a_file_is_a_422(writable_client):

@@ -395,3 +395,62 @@ def test_with_an_api_key_the_page_asks_for_it_once_and_says_when_it_is_wrong(pag
         assert len(documents()) == 2
     finally:
         context.close()
+
+
+def test_the_library_says_in_chinese_why_an_upload_or_a_correction_is_refused(page, live_server, tmp_path):
+    import httpx
+
+    from tests.conftest import SEEDS
+
+    def documents():
+        return httpx.get(f"{live_server}/api/documents").json()["documents"]
+
+    before = documents()
+    page.click("#tab-library")
+    page.wait_for_selector("#library-table tbody tr")
+
+    def upload(*files):
+        page.evaluate("document.querySelector('#upload-jobs').replaceChildren()")
+        page.set_input_files("#upload-input", [str(f) for f in files])
+        page.wait_for_selector("#upload-jobs .job.failed, #upload-jobs .job.done", timeout=120_000)
+        return page.locator("#upload-jobs .job").first
+
+    program = tmp_path / "安装程序.exe"
+    program.write_bytes(b"MZ\x90\x00" * 100)
+    job = upload(program)
+    assert "没有一个文件能读成政策文件" in job.locator(".job-state").inner_text()
+    assert "安装程序.exe，不支持的文件类型" in job.locator(".job-outcome").inner_text()
+
+    copy = tmp_path / "班额通知副本.txt"
+    copy.write_bytes(SEEDS["002"].read_bytes())
+    blank = tmp_path / "空白.txt"
+    blank.write_text("\n\n   \n", encoding="utf-8")
+    outcome = upload(copy, blank).locator(".job-outcome").inner_text()
+    assert "重复：班额通知副本.txt，与文件库中的《关于印发《大力提升义务教育工作质量实施意见》的通知》内容相同" in outcome
+    assert "未加入：空白.txt" in outcome
+
+    many = []
+    for n in range(60):
+        many.append(tmp_path / f"通知{n:02d}.txt")
+        many[-1].write_text(f"关于第{n}号事项的通知\n\n一、请各校做好准备。", encoding="utf-8")
+    assert "一次最多上传 50 个文件，这次选了 60 个" in upload(*many).locator(".job-state").inner_text()
+
+    huge = tmp_path / "二十兆.txt"
+    huge.write_bytes("义务教育。".encode() * 1_400_000)
+    assert "“二十兆.txt”超过单个文件的上限（10 MB）" in upload(huge).locator(".job-state").inner_text()
+
+    # Corrections the form's own checks would stop are lifted here so that the server's answer shows.
+    page.locator("#library-table tbody tr", has_text="大力提升义务教育工作质量").locator("button.edit").click()
+    page.evaluate("for (const input of document.querySelectorAll('#metadata-form input')) "
+                  "{ input.removeAttribute('required'); input.removeAttribute('maxlength'); }")
+    for field, value, message in (("title", "", "标题不能为空"), ("issuer", "局" * 10_000, "发文机关太长"),
+                                  ("date", "2017年4月", "日期格式应为 YYYY、YYYY-MM 或 YYYY-MM-DD")):
+        page.fill(f"#metadata-form input[name={field}]", value)
+        page.evaluate("document.querySelector('#metadata-status').textContent = ''")
+        page.click("#metadata-form button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#metadata-status').textContent.startsWith('保存失败')")
+        assert message in page.locator("#metadata-status").inner_text()
+        page.click("#metadata-cancel")
+        page.locator("#library-table tbody tr", has_text="大力提升义务教育工作质量").locator("button.edit").click()
+    page.click("#metadata-cancel")
+    assert documents() == before  # the index is unchanged

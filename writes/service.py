@@ -254,7 +254,7 @@ class LiveIndex:
             for upload in uploads:
                 name = safe_upload_name(upload.filename)
                 if reason := unsupported_type(upload.filename):
-                    skipped.append(SkippedFile(path=upload.filename, reason=reason))
+                    skipped.append(SkippedFile(path=upload.filename, code="unsupported_type", reason=reason))
                     continue
                 path = staging / name
                 path.write_bytes(upload.content)

@@ -24,7 +24,7 @@ function serverError(body, status) {
   const error = new Error(errorMessage(body, status));
   error.status = status;
   error.code = body && typeof body.error === "string" ? body.error : null;
-  error.detail = body && Array.isArray(body.detail) ? body.detail : [];
+  error.detail = body ? body.detail : null;
   return error;
 }
 

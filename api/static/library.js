@@ -12,6 +12,56 @@ const FIELDS = ["title", "issuer", "doc_number", "date", "region"];
 const COLUMNS = { issuer: "发文机关", doc_number: "文号", date: "日期", region: "地区", clauses: "条款" };
 const library = { documents: [], sort: "title", descending: false, page: 0, shown: null };
 
+/* ---------- the server's error codes in the page's words (its own message stays in the tooltip) ---------- */
+
+const FIELD_NAMES = { title: "标题", issuer: "发文机关", doc_number: "文号", date: "日期", region: "地区" };
+const FIELD_PROBLEMS = {
+  string_too_short: "不能为空", string_too_long: "太长", string_pattern_mismatch: "格式应为 YYYY、YYYY-MM 或 YYYY-MM-DD",
+  value_error: "不能含控制字符", extra_forbidden: "不能修改",
+};
+const PROBLEMS = {
+  too_many_files: (d) => `一次最多上传 ${d.limit} 个文件，这次选了 ${d.files} 个；没有加入任何文件，请分批上传。`,
+  file_too_large: (d) => `“${d.file}”超过单个文件的上限（${Math.round(d.limit_bytes / 1048576)} MB）；没有加入任何文件。`,
+  request_too_large: () => "上传的内容超过服务器的上限；没有加入任何文件。",
+  truncated_body: () => "上传没有传完（连接中断）；没有加入任何文件，请重试。",
+  no_document: () => "没有一个文件能读成政策文件；文件库没有改变。",
+  invalid_request: (d) => (Array.isArray(d) ? d : []).map((e) =>
+    `${FIELD_NAMES[e.loc[e.loc.length - 1]] || e.loc.join(".")}${FIELD_PROBLEMS[e.type] || "不合要求"}`).join("；") || "请求不合要求",
+  document_busy: () => "这份文件正被一个尚未完成的写入任务替换，请等它完成后再试。",
+  source_missing: () => "服务器上已没有这份文件的原始文件，无法重新解析；请重新上传它。",
+  not_found: () => "文件库里已没有这份文件（可能刚被删除）；请刷新列表。",
+  write_queue_full: () => "等待中的写入任务太多，请稍后再试。",
+  cross_site: () => "请求来自其他网站，已被拒绝。",
+  interrupted: () => "服务器在任务完成前重启了，任务没有完成；文件库保持上一次写入完成时的样子，请重新提交。",
+  write_failed: () => "服务器内部写入失败；文件库没有改变。",
+  index_damaged: () => "索引已损坏，写入已停止：请管理员运行 policyqa index repair。",
+};
+const SKIPS = {
+  unsupported_type: () => "不支持的文件类型（支持 .txt .md .html .docx .pdf .doc 及保存的网页）",
+  unreadable: () => "无法读取：文件损坏、加密，或编码无法识别",
+  cannot_open: () => "无法打开",
+  empty: () => "清理后没有可读的正文",
+  no_document_text: () => "页面上没有正文（只有标题、栏目或其他文件的列表）",
+  too_many_clauses: () => "切出的条款过多，不像一份政策文件（是数据表，或几份文件的合集？）",
+  duplicate: (s) => {
+    const same = library.documents.find((d) => d.doc_id === s.duplicate_of);
+    return same ? `与文件库中的《${same.title}》内容相同` : "与文件库中已有的文件内容相同";
+  },
+};
+
+function problem(error) {
+  const words = PROBLEMS[error.code];
+  return words ? words(error.detail || {}) : error.message;
+}
+
+function skippedLine(skipped) {
+  const words = SKIPS[skipped.code];
+  const line = el("li", skipped.code === "duplicate" ? "duplicate" : "skipped",
+    `${skipped.code === "duplicate" ? "重复" : "未加入"}：${skipped.file}，${words ? words(skipped) : skipped.reason}`);
+  line.title = skipped.reason;
+  return line;
+}
+
 /* ---------- writes ---------- */
 
 // The key dialog; resolves with the key typed, or null when the user cancels.
@@ -178,7 +228,7 @@ async function openDocumentPage(docId, push) {
   } catch (error) {
     library.shown = null;
     $("#document-title").textContent = "无法打开文件";
-    $("#document-status").textContent = error.message;
+    $("#document-status").textContent = problem(error);
   }
 }
 
@@ -206,7 +256,7 @@ async function reparseShown() {
     status.textContent = still
       ? `重新解析完成：${still.clauses} 个条款。` : `重新解析完成：这个文件现在解析为 ${result.documents.map((d) => `《${d.title}》`).join("、")}。`;
   } catch (error) {
-    status.textContent = `重新解析失败：${error.message}`;
+    status.textContent = `重新解析失败：${problem(error)}`;
   }
 }
 
@@ -235,7 +285,7 @@ async function saveMetadata(event) {
     await loadLibrary();
     if (library.shown && library.shown.doc_id === form.dataset.docId) await openDocumentPage(form.dataset.docId, false);
   } catch (error) {
-    $("#metadata-status").textContent = `保存失败：${error.message}`;
+    $("#metadata-status").textContent = `保存失败：${problem(error)}`;
   }
 }
 
@@ -246,7 +296,7 @@ async function removeDocument(doc, report) {
     await loadLibrary();
     return true;
   } catch (error) {
-    report(`删除失败：${error.message}`);
+    report(`删除失败：${problem(error)}`);
     return false;
   }
 }
@@ -275,15 +325,16 @@ async function upload(files) {
     line.classList.add("done");
     outcome.replaceChildren(
       ...result.documents.map((d) => el("li", "added", `已加入：${d.title}（${d.clauses} 个条款）`)),
-      ...result.duplicates.map((d) => el("li", "duplicate", `重复：${d.file}，${d.reason}`)),
-      ...result.skipped.map((d) => el("li", "skipped", `未加入：${d.file}，${d.reason}`)),
+      ...result.duplicates.map(skippedLine),
+      ...result.skipped.map(skippedLine),
     );
     await loadLibrary();
   } catch (error) {
     bar.value = 0;
     line.classList.add("failed");
-    state.textContent = `失败：${error.message}`;
-    outcome.replaceChildren(...(error.detail || []).filter((d) => d.file).map((d) => el("li", "skipped", `未加入：${d.file}，${d.reason}`)));
+    state.textContent = `失败：${problem(error)}`;
+    state.title = error.message;
+    outcome.replaceChildren(...(Array.isArray(error.detail) ? error.detail : []).filter((d) => d.code).map(skippedLine));
   }
 }
 
