@@ -102,20 +102,19 @@ def api_client(api_settings, encoder):
 
 
 @contextlib.contextmanager
-def running_server(settings, encoder):
-    """A real uvicorn server for `settings` on a free localhost port; yields its address."""
+def serving(app):
+    """A real uvicorn server for the app on a free localhost port, in a thread of this process (so its memory
+    is ours to read); yields its address."""
     import socket
     import threading
     import time
 
     import uvicorn
 
-    from api.app import create_app
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, encoder), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
@@ -135,10 +134,11 @@ def live_server(tmp_path_factory, demo_index_dir, encoder):
     """A real server over its own copy of the demo index."""
     import shutil
 
+    from api.app import create_app
     from policyqa.settings import Settings
 
     root = tmp_path_factory.mktemp("live")
     shutil.copytree(demo_index_dir, root / "index")
     settings = Settings(index_dir=root / "index", upload_dir=root / "uploads", models_dir=REPO / "data" / "models")
-    with running_server(settings, encoder) as address:
+    with serving(create_app(settings, encoder)) as address:
         yield address

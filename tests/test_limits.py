@@ -16,38 +16,18 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from ingest.clauses import build_clauses
-from tests.conftest import LAWS, REPO, SEEDS
+from tests.conftest import LAWS, REPO, SEEDS, serving
 
 KEY = "s3cret"
 MB = 1024 * 1024
 DOC_ID = "002_d6057a83cdbdb456"
-
-
-@contextmanager
-def serving(app) -> Iterator[int]:
-    """The app on a free localhost port, in a thread of this process (so its memory is ours to read)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        assert time.time() < deadline, "the test server did not start"
-        time.sleep(0.05)
-    yield port
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +43,8 @@ def keyed_app(tmp_path_factory, demo_index_dir, encoder):
 
 @pytest.fixture(scope="module")
 def port(keyed_app) -> Iterator[int]:
-    with serving(keyed_app) as port:
-        yield port
+    with serving(keyed_app) as address:
+        yield int(address.rsplit(":", 1)[1])
 
 
 def rss_bytes() -> int:

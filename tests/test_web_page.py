@@ -198,24 +198,28 @@ def test_a_bad_chat_question_shows_the_servers_message(page):
     page.click("#tab-search")
 
 
-def test_on_a_phone_buttons_keep_their_words_and_the_first_result_is_in_view(page, live_server):
+@pytest.fixture
+def phone(page, live_server):
+    """The page as a 390 px phone shows it."""
     context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True,
                                                has_touch=True, device_scale_factor=2)
-    try:
-        phone = context.new_page()
-        phone.goto(live_server + "/")
-        for button in ("#tab-search", "#tab-chat", "#search-form button[type=submit]"):
-            box = phone.locator(button).bounding_box()
-            assert box["height"] < 48 and box["width"] > 2 * box["height"] / 1.5, (button, box)  # one line
-        assert not phone.locator("#filter-issuer").is_visible()  # folded under 筛选与选项
-        _search(phone, "班额标准")
-        first = phone.locator("#results .result").first.bounding_box()
-        assert first["y"] < 844 * 0.4, first
-        phone.screenshot(path=str(SHOTS / "phone-search.png"))
-        phone.click("#search-options summary")
-        assert phone.locator("#filter-issuer").is_visible()
-    finally:
-        context.close()
+    phone = context.new_page()
+    phone.goto(live_server + "/")
+    yield phone
+    context.close()
+
+
+def test_on_a_phone_buttons_keep_their_words_and_the_first_result_is_in_view(phone):
+    for button in ("#tab-search", "#tab-chat", "#search-form button[type=submit]"):
+        box = phone.locator(button).bounding_box()
+        assert box["height"] < 48 and box["width"] > 2 * box["height"] / 1.5, (button, box)  # one line
+    assert not phone.locator("#filter-issuer").is_visible()  # folded under 筛选与选项
+    _search(phone, "班额标准")
+    first = phone.locator("#results .result").first.bounding_box()
+    assert first["y"] < 844 * 0.4, first
+    phone.screenshot(path=str(SHOTS / "phone-search.png"))
+    phone.click("#search-options summary")
+    assert phone.locator("#filter-issuer").is_visible()
 
 
 def test_the_library_uploads_corrects_and_removes_documents(page, live_server):
@@ -285,27 +289,20 @@ def test_the_library_uploads_corrects_and_removes_documents(page, live_server):
     assert listed() == known
 
 
-def test_the_library_on_a_phone_lays_documents_out_as_cards(page, live_server):
-    context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True,
-                                               has_touch=True, device_scale_factor=2)
-    try:
-        phone = context.new_page()
-        phone.goto(live_server + "/")
-        phone.click("#tab-library")
-        phone.wait_for_selector("#library-table tbody tr")
-        assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390  # nothing to scroll sideways
-        title = phone.locator("#library-table tbody tr td.title").first.bounding_box()
-        assert title["width"] > 300, title  # a card's title runs across the screen, not down a narrow column
-        assert phone.locator(".file-button").is_visible()
-        phone.screenshot(path=str(SHOTS / "phone-library.png"))
-        phone.locator("#library-table tbody tr td.title a").first.click()
-        phone.wait_for_selector("#document-clauses .clause-item")
-        for button in ("#document-search", "#document-edit", "#document-reparse", "#document-remove"):
-            box = phone.locator(button).bounding_box()
-            assert box["height"] < 48 and box["x"] + box["width"] <= 390, (button, box)
-        assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
-    finally:
-        context.close()
+def test_the_library_on_a_phone_lays_documents_out_as_cards(phone):
+    phone.click("#tab-library")
+    phone.wait_for_selector("#library-table tbody tr")
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390  # nothing to scroll sideways
+    title = phone.locator("#library-table tbody tr td.title").first.bounding_box()
+    assert title["width"] > 300, title  # a card's title runs across the screen, not down a narrow column
+    assert phone.locator(".file-button").is_visible()
+    phone.screenshot(path=str(SHOTS / "phone-library.png"))
+    phone.locator("#library-table tbody tr td.title a").first.click()
+    phone.wait_for_selector("#document-clauses .clause-item")
+    for button in ("#document-search", "#document-edit", "#document-reparse", "#document-remove"):
+        box = phone.locator(button).bounding_box()
+        assert box["height"] < 48 and box["x"] + box["width"] <= 390, (button, box)
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
 
 
 KEY = "bureau-key-2026"
@@ -314,13 +311,14 @@ KEY = "bureau-key-2026"
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory, encoder):
     """A server with an API key and, to begin with, no index at all: a bureau's first day."""
+    from api.app import create_app
     from policyqa.settings import Settings
-    from tests.conftest import running_server
+    from tests.conftest import serving
 
     root = tmp_path_factory.mktemp("keyed")
     settings = Settings(index_dir=root / "index", upload_dir=root / "uploads", api_key=KEY,
                         models_dir=REPO / "data" / "models")
-    with running_server(settings, encoder) as address:
+    with serving(create_app(settings, encoder)) as address:
         yield address
 
 
