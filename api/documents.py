@@ -29,11 +29,13 @@ from api.schemas import (
     MergeResponse,
     MetadataResponse,
     SkippedItem,
+    UploadLimits,
     UploadResponse,
     clause_view,
 )
 from backends.base import SearchIndex
 from index.clause_index import document_info
+from ingest.readers import SUPPORTED_SUFFIXES
 from ingest.schema import Document
 from policyqa.settings import Settings
 from writes.jobs import Job
@@ -97,6 +99,13 @@ def get_document(live: Annotated[LiveIndex, Depends(live_index)], doc_id: str) -
         text=doc.text,
         clause_spans=[clause_view(c) for c in index.document_clauses(doc_id)],
     )
+
+
+@router.get("/api/limits", response_model=UploadLimits)
+def upload_limits(config: Annotated[Settings, Depends(settings)]) -> UploadLimits:
+    """What an upload may hold (the page shows it and words its refusals with it)."""
+    return UploadLimits(max_files_per_upload=MAX_FILES_PER_UPLOAD, max_file_bytes=config.max_file_bytes,
+                        file_types=list(SUPPORTED_SUFFIXES))
 
 
 @router.post(

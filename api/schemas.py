@@ -88,6 +88,12 @@ class DocumentResponse(DocumentSummary):
     clause_spans: list[ClauseView]
 
 
+class UploadLimits(BaseModel):
+    max_files_per_upload: int
+    max_file_bytes: int = Field(description="POLICYQA_MAX_FILE_BYTES")
+    file_types: list[str] = Field(description="the file name endings an upload may have")
+
+
 class SkippedItem(BaseModel):
     """A file an upload did not add: its name, the kind of problem (`code`) and why."""
 

@@ -317,7 +317,7 @@ def keyed_server(tmp_path_factory, encoder):
 
     root = tmp_path_factory.mktemp("keyed")
     settings = Settings(index_dir=root / "index", upload_dir=root / "uploads", api_key=KEY,
-                        models_dir=REPO / "data" / "models")
+                        models_dir=REPO / "data" / "models", max_file_bytes=5 * 1024 * 1024)
     with serving(create_app(settings, encoder)) as address:
         yield address
 
@@ -339,6 +339,8 @@ def test_with_an_api_key_the_page_asks_for_it_once_and_says_when_it_is_wrong(pag
         staff.goto(keyed_server + "/")
         staff.click("#tab-library")
         staff.wait_for_function("() => document.querySelector('#library-count').textContent.includes('文件库还是空的')")
+        assert "最多 50 个，每个不超过 5 MB" in staff.locator("#upload-hint").inner_text()  # this server's setting
+        assert ".docx" in staff.locator("#upload-input").get_attribute("accept")
 
         # Two seed files by the file input: the server answers 401, the page asks for the key.
         staff.set_input_files("#upload-input", [str(SEEDS["000"]), str(SEEDS["002"])])

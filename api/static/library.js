@@ -338,6 +338,15 @@ async function upload(files) {
   }
 }
 
+// The server's limits in the hint and the file picker (they are settings, not constants of the page).
+async function showLimits() {
+  const limits = await getJSON("/api/limits");
+  const mb = Math.round(limits.max_file_bytes / 1048576);
+  $("#upload-hint").textContent = `可一次上传多个文件（最多 ${limits.max_files_per_upload} 个，每个不超过 ${mb} MB；` +
+    `${limits.file_types.join(" ")}）；同名文件会替换原文件。`;
+  $("#upload-input").accept = limits.file_types.join(",");
+}
+
 /* ---------- wiring ---------- */
 
 function route() {
@@ -348,6 +357,7 @@ function route() {
 
 document.addEventListener("DOMContentLoaded", () => {
   const failed = (error) => { $("#library-count").textContent = `无法读取文件库：${error.message}`; };
+  showLimits().catch(() => {});  // the hint's general words stay
   $("#tab-library").addEventListener("click", () => {
     if (library.shown) showList(true);
     loadLibrary().catch(failed);
