@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -106,7 +107,6 @@ def serving(app):
     """A real uvicorn server for the app on a free localhost port, in a thread of this process (so its memory
     is ours to read); yields its address."""
     import socket
-    import threading
     import time
 
     import uvicorn
@@ -142,3 +142,41 @@ def live_server(tmp_path_factory, demo_index_dir, encoder):
     settings = Settings(index_dir=root / "index", upload_dir=root / "uploads", models_dir=REPO / "data" / "models")
     with serving(create_app(settings, encoder)) as address:
         yield address
+
+
+class GatedEncoder:
+    """The real encoder, whose passage encoding waits for the test to open the gate."""
+
+    def __init__(self, encoder) -> None:
+        self._encoder = encoder
+        self.model_id, self.dim = encoder.model_id, encoder.dim
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def encode_queries(self, texts):
+        return self._encoder.encode_queries(texts)
+
+    def encode_passages(self, texts):
+        self.entered.set()
+        assert self.gate.wait(120), "the test never opened the gate"
+        return self._encoder.encode_passages(texts)
+
+
+GATED_MAX_QUEUED = 8
+
+
+@pytest.fixture
+def gated_server(tmp_path, demo_index_dir, encoder):
+    """A real server over a copy of the demo index whose writes wait at a gate inside their embedding step."""
+    import shutil
+
+    from api.app import create_app
+    from policyqa.settings import Settings
+
+    shutil.copytree(demo_index_dir, tmp_path / "index")
+    gated = GatedEncoder(encoder)
+    settings = Settings(index_dir=tmp_path / "index", upload_dir=tmp_path / "uploads", models_dir=REPO / "data" / "models",
+                        max_queued_writes=GATED_MAX_QUEUED, write_wait_seconds=1)
+    with serving(create_app(settings, gated)) as address:
+        yield address, gated
+        gated.gate.set()

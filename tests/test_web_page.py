@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -454,3 +455,34 @@ def test_the_library_says_in_chinese_why_an_upload_or_a_correction_is_refused(pa
         page.locator("#library-table tbody tr", has_text="大力提升义务教育工作质量").locator("button.edit").click()
     page.click("#metadata-cancel")
     assert documents() == before  # the index is unchanged
+
+
+def test_removing_a_document_a_running_upload_replaces_says_why_in_the_page(page, gated_server):
+    import httpx
+
+    from tests.conftest import LAWS
+
+    url, gated = gated_server
+    laws = sorted((LAWS / "education").glob("*.txt"))
+    gated.gate.set()
+    first = httpx.post(f"{url}/api/documents?wait=true", files={"files": ("通知.txt", laws[0].read_bytes())}, timeout=120)
+    doc_id = first.json()["documents"][0]["doc_id"]
+    gated.gate.clear()
+    gated.entered.clear()
+    replacing = httpx.post(f"{url}/api/documents", files={"files": ("通知.txt", laws[1].read_bytes())}).json()
+    assert gated.entered.wait(30)  # the upload that replaces 通知.txt is running, held in its embedding
+
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    staff = context.new_page()
+    staff.goto(url + "/")
+    staff.click("#tab-library")
+    staff.wait_for_selector(f"#library-table tbody tr[data-doc-id='{doc_id}']")
+    staff.once("dialog", lambda confirm: confirm.accept())
+    staff.locator(f"#library-table tbody tr[data-doc-id='{doc_id}'] button.remove").click()
+    staff.wait_for_function("() => document.querySelector('#library-count').textContent.startsWith('删除失败')")
+    assert "正被一个尚未完成的写入任务替换" in staff.locator("#library-count").inner_text()
+    context.close()
+    gated.gate.set()
+    while httpx.get(url + replacing["status_url"]).json()["state"] not in ("done", "failed"):
+        time.sleep(0.2)
+    assert doc_id in {d["doc_id"] for d in httpx.get(f"{url}/api/documents").json()["documents"]}

@@ -1,65 +1,18 @@
 """Writes never make searches wait: a long upload and 50 more writes behind it, against a real server.
 
-The upload is held inside its embedding step by a gate, so "a long write" lasts exactly as long as
-the test needs; searches use the real model throughout.
+The upload is held inside its embedding step by a gate (conftest's `gated_server`), so "a long write"
+lasts exactly as long as the test needs; searches use the real model throughout.
 """
 
 from __future__ import annotations
 
-import shutil
-import socket
 import statistics
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
-import uvicorn
 
-from api.app import create_app
-from policyqa.settings import Settings
-from tests.conftest import LAWS, REPO
-
-MAX_QUEUED = 8
-
-
-class GatedEncoder:
-    """The real encoder, whose passage encoding waits for the test to open the gate."""
-
-    def __init__(self, encoder) -> None:
-        self._encoder = encoder
-        self.model_id, self.dim = encoder.model_id, encoder.dim
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-
-    def encode_queries(self, texts):
-        return self._encoder.encode_queries(texts)
-
-    def encode_passages(self, texts):
-        self.entered.set()
-        assert self.gate.wait(120), "the test never opened the gate"
-        return self._encoder.encode_passages(texts)
-
-
-@pytest.fixture
-def gated_server(tmp_path, demo_index_dir, encoder):
-    shutil.copytree(demo_index_dir, tmp_path / "index")
-    gated = GatedEncoder(encoder)
-    settings = Settings(index_dir=tmp_path / "index", upload_dir=tmp_path / "uploads",
-                        models_dir=REPO / "data" / "models", max_queued_writes=MAX_QUEUED, write_wait_seconds=1)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, gated), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", gated
-    gated.gate.set()
-    server.should_exit = True
-    thread.join(timeout=30)
+from tests.conftest import GATED_MAX_QUEUED, LAWS
 
 
 def _search_p95(client: httpx.Client, rounds: int = 30) -> float:
@@ -101,7 +54,7 @@ def test_searches_keep_their_speed_during_a_long_write_and_fifty_queued_writes(g
         statuses = [r.status_code for r in writes]
         # Unknown documents are answered at once; uploads queue up to the limit, the rest are told to come back.
         assert statuses[1::2] == [404] * 25
-        assert sorted(statuses[0::2]) == [202] * MAX_QUEUED + [429] * (25 - MAX_QUEUED)
+        assert sorted(statuses[0::2]) == [202] * GATED_MAX_QUEUED + [429] * (25 - GATED_MAX_QUEUED)
         assert all("write" in r.json()["message"] for r in writes if r.status_code == 429)
         assert during < 2 * idle + 0.05, f"search p95 {during * 1000:.0f} ms during writes vs {idle * 1000:.0f} ms idle"
 
