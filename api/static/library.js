@@ -8,13 +8,20 @@ const PAGE_SIZE = 50;
 const KEY_STORAGE = "policyqa-key";
 const FINISHED = ["done", "failed", "interrupted"];
 const STAGES = { queued: "排队中", running: "处理中", parsing: "解析", embedding: "向量化", committing: "写入索引" };
-const FIELDS = ["title", "issuer", "doc_number", "date", "region"];
-const COLUMNS = { issuer: "发文机关", doc_number: "文号", date: "日期", region: "地区", clauses: "条款" };
+// The fields 修改 corrects, with their names.
+const FIELD_NAMES = { title: "标题", issuer: "发文机关", doc_number: "文号", date: "日期", region: "地区" };
+const FIELDS = Object.keys(FIELD_NAMES);
+// What the list shows after a document's title, and its page among its facts: [name, value of a document].
+const COLUMNS = {
+  ...Object.fromEntries(FIELDS.slice(1).map((field) => [field, [FIELD_NAMES[field], (doc) => doc[field]]])),
+  clauses: ["条款", (doc) => doc.clauses],
+  source: ["来源文件", (doc) => doc.source_path.split("/").pop()],
+  added: ["入库时间", (doc) => shownWhen(doc.added)],
+};
 const library = { documents: [], sort: "title", descending: false, page: 0, shown: null };
 
 /* ---------- the server's error codes in the page's words (its own message stays in the tooltip) ---------- */
 
-const FIELD_NAMES = { title: "标题", issuer: "发文机关", doc_number: "文号", date: "日期", region: "地区" };
 const FIELD_PROBLEMS = {
   string_too_short: "不能为空", string_too_long: "太长", string_pattern_mismatch: "格式应为 YYYY、YYYY-MM 或 YYYY-MM-DD",
   value_error: "不能含控制字符", extra_forbidden: "不能修改",
@@ -127,10 +134,6 @@ function shownWhen(iso) {
   return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${pad(at.getHours())}:${pad(at.getMinutes())}`;
 }
 
-function fileName(doc) {
-  return doc.source_path.split("/").pop();
-}
-
 async function loadLibrary() {
   library.documents = await fetchDocuments();
   showDocuments(library.documents);
@@ -179,8 +182,7 @@ function documentRow(doc) {
   link.addEventListener("click", (event) => { event.preventDefault(); openDocumentPage(doc.doc_id, true); });
   title.append(link);
   row.append(title);
-  for (const [field, label] of Object.entries(COLUMNS)) row.append(cell(field, label, doc[field] ?? ""));
-  row.append(cell("source", "来源文件", fileName(doc)), cell("added", "入库时间", shownWhen(doc.added)));
+  for (const [field, [name, value]] of Object.entries(COLUMNS)) row.append(cell(field, name, value(doc) ?? ""));
   const actions = el("td", "actions");
   const edit = el("button", "link edit", "修改");
   edit.type = "button";
@@ -219,8 +221,8 @@ async function openDocumentPage(docId, push) {
     const doc = await getJSON(`/api/documents/${encodeURIComponent(docId)}`);
     library.shown = doc;
     $("#document-title").textContent = doc.title;
-    const facts = [["发文机关", doc.issuer], ["文号", doc.doc_number], ["日期", doc.date], ["地区", doc.region],
-      ["来源文件", fileName(doc)], ["入库时间", shownWhen(doc.added)], ["文件编号", doc.doc_id]];
+    const facts = [...Object.entries(COLUMNS).filter(([field]) => field !== "clauses").map(([, [name, value]]) => [name, value(doc)]),
+      ["文件编号", doc.doc_id]];
     $("#document-meta").replaceChildren(...facts.filter(([, value]) => value).flatMap(([name, value]) => [el("dt", null, name), el("dd", null, value)]));
     $("#document-search").href = `?doc=${encodeURIComponent(doc.doc_id)}`;
     $("#document-clause-count").textContent = `${doc.clause_spans.length} 个条款（按文中顺序）`;
@@ -356,7 +358,7 @@ function route() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  const failed = (error) => { $("#library-count").textContent = `无法读取文件库：${error.message}`; };
+  const failed = (error) => { $("#library-count").textContent = `无法读取文件库：${problem(error)}`; };
   showLimits().catch(() => {});  // the hint's general words stay
   $("#tab-library").addEventListener("click", () => {
     if (library.shown) showList(true);
