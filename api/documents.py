@@ -140,8 +140,7 @@ async def upload_documents(
                            f"{config.max_file_bytes:,} bytes (POLICYQA_MAX_FILE_BYTES); nothing was added",
                            {"file": file.filename, "limit_bytes": config.max_file_bytes})
         uploads.append(Upload(filename=file.filename or "upload", content=content))
-    refused = [SkippedItem(file=u.filename, code="unsupported_type", reason=reason) for u in uploads
-               if (reason := unsupported_type(u.filename))]
+    refused = [SkippedItem.of(refusal) for u in uploads if (refusal := unsupported_type(u.filename))]
     if len(refused) == len(uploads):  # nothing to queue: say so now, not in a job
         raise ApiError(422, "no_document", NO_DOCUMENT, [s.model_dump() for s in refused])
     job = live.submit_uploads(uploads, then=lambda report: _upload_response(live, report))

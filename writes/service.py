@@ -110,9 +110,12 @@ def stamped(documents: list[Document], previous: dict[str, Document]) -> list[Do
     """The documents with the time they entered the index: now, or the earlier time if the same text was there
     (a re-parse or a correction is not a new document to staff)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    kept = {doc_id: d.added for doc_id, d in previous.items() if d.added}
-    return [d.model_copy(update={"added": kept[d.doc_id] if d.doc_id in kept and previous[d.doc_id].sha256 == d.sha256
-                                 else now}) for d in documents]
+
+    def added(doc: Document) -> str:
+        before = previous.get(doc.doc_id)
+        return before.added if before is not None and before.added and before.sha256 == doc.sha256 else now
+
+    return [d.model_copy(update={"added": added(d)}) for d in documents]
 
 
 def safe_upload_name(filename: str) -> str:
@@ -121,12 +124,13 @@ def safe_upload_name(filename: str) -> str:
     return make_doc_id(path.stem) + path.suffix.lower()
 
 
-def unsupported_type(filename: str) -> str | None:
-    """Why an uploaded file cannot be a document by its name alone, or None."""
+def unsupported_type(filename: str) -> SkippedFile | None:
+    """The refusal of an uploaded file that cannot be a document by its name alone, or None."""
     suffix = Path(safe_upload_name(filename)).suffix
     if suffix in SUPPORTED_SUFFIXES:
         return None
-    return f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+    return SkippedFile(path=filename, code="unsupported_type",
+                       reason=f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}")
 
 
 class LiveIndex:
@@ -253,8 +257,8 @@ class LiveIndex:
             skipped: list[SkippedFile] = []
             for upload in uploads:
                 name = safe_upload_name(upload.filename)
-                if reason := unsupported_type(upload.filename):
-                    skipped.append(SkippedFile(path=upload.filename, code="unsupported_type", reason=reason))
+                if refusal := unsupported_type(upload.filename):
+                    skipped.append(refusal)
                     continue
                 path = staging / name
                 path.write_bytes(upload.content)
