@@ -67,6 +67,10 @@ class QueryBatcher:
             self._queue.put((text, futures[-1]))
         return [f.result() for f in futures]
 
+    def waiting(self) -> int:
+        """Queries handed over and not yet taken into a batch."""
+        return self._queue.qsize()
+
     def _next_batch(self) -> list[tuple[str, Future]]:
         batch = [self._queue.get()]
         while len(batch) < self._max_batch:
@@ -163,7 +167,7 @@ class SentenceTransformerEncoder:
         self._passage_prompt = "passage" if "passage" in prompts else None
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()  # searches run on many threads
-        self._batcher = QueryBatcher(self._encode_new_queries) if concurrent else None
+        self.batcher = QueryBatcher(self._encode_new_queries) if concurrent else None
 
     def _encode_new_queries(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(
@@ -175,7 +179,7 @@ class SentenceTransformerEncoder:
             known = {t: self._query_cache[t] for t in texts if t in self._query_cache}
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            vectors = self._batcher.encode(missing) if self._batcher else self._encode_new_queries(missing)
+            vectors = self.batcher.encode(missing) if self.batcher else self._encode_new_queries(missing)
             known.update(zip(missing, map(np.copy, vectors), strict=True))  # not views that keep a whole batch
         with self._cache_lock:
             for text in texts:

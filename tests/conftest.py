@@ -3,7 +3,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -18,6 +21,34 @@ LAWS = SHARED_CORPUS / "laws"
 # TestClient sends `Host: testserver`: every app the tests build answers to it (api/security.py allow-list).
 os.environ["POLICYQA_ALLOWED_HOSTS"] = "testserver"
 
+# A bound only a hang reaches. Tests wait on the event they need (a job's state, a file, a flag), never on
+# how fast this machine is: the suite must pass on one core shared with a CPU hog.
+HANG_S = 600.0
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], what: str, bound: float = HANG_S, every: float = 0.1) -> T:
+    """Poll until `condition()` is truthy and return it; fail only when a hang is the explanation."""
+    deadline = time.monotonic() + bound
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still not after {bound:.0f} s")
+        time.sleep(every)
+    return value
+
+
+def follow_job(base_url: str, job: dict) -> dict:
+    """A write job's status once it has ended (done, failed or interrupted), however long it runs."""
+    import httpx
+
+    def ended() -> dict | None:
+        status = httpx.get(base_url + job["status_url"], timeout=HANG_S).json()
+        return None if status["state"] in ("queued", "running") else status
+
+    return wait_until(ended, f"job {job['job_id']} to end", every=0.2)
+
+
 SEEDS = {
     "000": DEMO / "000_9ad08608ccc3cd51.txt",
     "001": DEMO / "001_44f39c8b7c3ae9c1.txt",
@@ -25,6 +56,25 @@ SEEDS = {
     "003": DEMO / "003_ccbb22cb3a801d53.txt",
     "004": DEMO / "004_34cdbe798261bc22.txt",
 }
+
+
+# Tiers (`pytest -m "not model and not server and not browser"` is the fast part). A test is marked by the fixtures
+# it uses, so a new test lands in the right tier by itself; one that starts a process of its own says so itself.
+TIER_FIXTURES = {
+    "model": {"encoder"},
+    "server": {"live_server", "gated_server", "keyed_server", "messy_server", "stub_llm", "server_port"},
+    "browser": {"page", "browser"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for tier, fixtures in TIER_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(tier)
+        if item.get_closest_marker("server") and not item.get_closest_marker("model"):
+            item.add_marker("model")  # every server here answers with the real model
 
 
 @pytest.fixture(scope="session")
@@ -102,31 +152,62 @@ def api_client(api_settings, encoder):
         yield client
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_process(index_dir: Path, upload_dir: Path, port: int, log: Path | None = None):
+    """`policyqa serve` in a process of its own (what a user runs), once its index is ready; yields (url, process).
+
+    Its output goes to `log` (a file: a pipe nobody reads would fill up and stall the server)."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    env = {**os.environ, "POLICYQA_MODELS_DIR": str(REPO / "data" / "models"), "POLICYQA_UPLOAD_DIR": str(upload_dir)}
+    with open(log or os.devnull, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "policyqa", "serve", "--port", str(port), "--index-dir",
+                                 str(index_dir)], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, "policyqa serve exited early" + (f":\n{log.read_text()}" if log else "")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=HANG_S).json()["index"] == "ready"
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(ready, "policyqa serve to be ready", every=0.5)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=HANG_S)
+
+
 @contextlib.contextmanager
 def serving(app):
     """A real uvicorn server for the app on a free localhost port, in a thread of this process (so its memory
     is ours to read); yields its address."""
-    import socket
-    import time
-
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("the test server did not start within 30 s")
-        time.sleep(0.05)
+    wait_until(lambda: server.started, "the test server to start", every=0.05)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=HANG_S)
 
 
 @pytest.fixture(scope="session")
@@ -158,7 +239,7 @@ class GatedEncoder:
 
     def encode_passages(self, texts):
         self.entered.set()
-        assert self.gate.wait(120), "the test never opened the gate"
+        assert self.gate.wait(HANG_S), "the test never opened the gate"
         return self._encoder.encode_passages(texts)
 
 
@@ -166,8 +247,11 @@ GATED_MAX_QUEUED = 8
 
 
 @pytest.fixture
-def gated_server(tmp_path, demo_index_dir, encoder):
-    """A real server over a copy of the demo index whose writes wait at a gate inside their embedding step."""
+def gated_server(request, tmp_path, demo_index_dir, encoder):
+    """A real server over a copy of the demo index whose writes wait at a gate inside their embedding step.
+
+    `?wait=true` waits for the job as long as the default server does; a test of the server giving up on a wait
+    passes a shorter `write_wait_seconds` by indirect parametrisation (and keeps the gate shut meanwhile)."""
     import shutil
 
     from api.app import create_app
@@ -176,7 +260,7 @@ def gated_server(tmp_path, demo_index_dir, encoder):
     shutil.copytree(demo_index_dir, tmp_path / "index")
     gated = GatedEncoder(encoder)
     settings = Settings(index_dir=tmp_path / "index", upload_dir=tmp_path / "uploads", models_dir=REPO / "data" / "models",
-                        max_queued_writes=GATED_MAX_QUEUED, write_wait_seconds=1)
+                        max_queued_writes=GATED_MAX_QUEUED, **getattr(request, "param", {}))
     with serving(create_app(settings, gated)) as address:
         yield address, gated
         gated.gate.set()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.conftest import LAWS
+from tests.conftest import HANG_S, LAWS, follow_job
 
 CLASS_SIZE_ID = "002_d6057a83cdbdb456#二.(三).2~2"
 
@@ -189,33 +187,20 @@ def test_a_text_field_instead_of_a_file_is_a_422(writable_client):
     assert response.status_code == 422 and response.json()["error"] == "invalid_request"
 
 
-def test_searches_keep_working_during_an_upload(live_server):
-    """A real server: an upload of a law (seconds of embedding) runs while searches are answered."""
+def test_searches_keep_working_during_an_upload(gated_server):
+    """A real server: while an upload of a law is held inside its embedding, searches are answered, and right."""
+    url, gated = gated_server
     name, content = _law_file("大文件.txt")
-    upload_done = threading.Event()
-    upload_status: list[int] = []
-
-    def upload() -> None:
-        response = httpx.post(f"{live_server}/api/documents?wait=true", files=[("files", (name, content))], timeout=300)
-        upload_status.append(response.status_code)
-        upload_done.set()
-
-    thread = threading.Thread(target=upload)
-    thread.start()
-    answered_during_upload = 0
-    deadline = time.time() + 300
-    while not upload_done.is_set() and time.time() < deadline:
-        response = httpx.get(f"{live_server}/api/search", params={"q": "班额标准", "k": 1}, timeout=30)
+    upload = httpx.post(f"{url}/api/documents", files=[("files", (name, content))], timeout=HANG_S).json()
+    assert gated.entered.wait(HANG_S), "the upload never reached its embedding step"
+    for query in ("班额标准", "班额标准", "小学班额"):
+        response = httpx.get(f"{url}/api/search", params={"q": query, "k": 1}, timeout=HANG_S)
         assert response.status_code == 200
         assert response.json()["results"][0]["clause_id"] == CLASS_SIZE_ID
-        if not upload_done.is_set():
-            answered_during_upload += 1
-    thread.join()
-    assert upload_status == [200]
-    assert answered_during_upload >= 1
-    stats = httpx.get(f"{live_server}/api/stats").json()
-    assert stats["documents"] == 13
-    httpx.delete(f"{live_server}/api/documents/大文件")
+    assert httpx.get(url + upload["status_url"]).json()["state"] == "running"
+    gated.gate.set()
+    assert follow_job(url, upload)["state"] == "done"
+    assert httpx.get(f"{url}/api/stats").json()["documents"] == 13
 
 
 def test_deleting_every_document_leaves_an_empty_searchable_index(writable_client):

@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
-import threading
 import time
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
@@ -25,6 +22,7 @@ from answer.extractive import MAX_QUOTE_CHARS, Message, compose_answer, resolve_
 from answer.llm import LLMEndpoint, keep_valid_citations, llm_answer
 from api.app import create_app
 from index.clause_index import QueryError
+from tests.conftest import HANG_S, serving
 
 CLASS_SIZE_ID = "002_d6057a83cdbdb456#二.(三).2~2"
 CLASS_SIZE_TITLE = "关于印发《大力提升义务教育工作质量实施意见》的通知"
@@ -239,27 +237,16 @@ def stub_llm():
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        assert time.time() < deadline, "the stub LLM did not start"
-        time.sleep(0.05)
-    state["url"] = f"http://127.0.0.1:{port}/v1"
-    yield state
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as address:
+        state["url"] = f"{address}/v1"
+        yield state
 
 
 @pytest.fixture()
 def llm_settings(api_settings, stub_llm):
     stub_llm["requests"].clear()
     stub_llm["fail"] = False
-    llm = {"llm_base_url": stub_llm["url"], "llm_model": "stub-model", "llm_timeout_s": 10}
+    llm = {"llm_base_url": stub_llm["url"], "llm_model": "stub-model", "llm_timeout_s": HANG_S}
     return api_settings.model_copy(update=llm)
 
 

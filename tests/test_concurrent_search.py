@@ -6,7 +6,6 @@ import os
 import shutil
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from backends.local import LocalBackend
 from embedding.encoder import load_encoder
 from policyqa.settings import Settings
-from tests.conftest import REPO
+from tests.conftest import HANG_S, REPO, wait_until
 from writes.overrides import Overrides
 from writes.service import WRITE_NICENESS, LiveIndex
 
@@ -38,19 +37,17 @@ def test_concurrent_queries_share_one_model_call_and_each_gets_its_own_vector(se
         calls.append(list(texts))
         if len(calls) == 1:  # hold the first batch until every other search is waiting
             first_call_held.set()
-            assert release.wait(30)
+            assert release.wait(HANG_S)
         return encode(texts, **kwargs)
 
     monkeypatch.setattr(model, "encode", counting_encode)
     with ThreadPoolExecutor(len(QUERIES)) as pool:
         futures = [pool.submit(server_encoder.encode_queries, [q]) for q in QUERIES]
-        assert first_call_held.wait(30)
-        deadline = time.monotonic() + 30
-        while server_encoder._batcher._queue.qsize() < len(QUERIES) - 1:
-            assert time.monotonic() < deadline, "the other searches never reached the batcher"
-            time.sleep(0.01)
+        assert first_call_held.wait(HANG_S)
+        wait_until(lambda: server_encoder.batcher.waiting() == len(QUERIES) - 1, "the other searches to reach the batcher",
+                   every=0.01)
         release.set()
-        vectors = np.stack([f.result(30)[0] for f in futures])
+        vectors = np.stack([f.result(HANG_S)[0] for f in futures])
 
     assert [len(c) for c in calls] == [1, len(QUERIES) - 1]
     alone = encoder.encode_queries(QUERIES)
@@ -83,7 +80,7 @@ def test_writes_run_at_the_lowest_cpu_priority_and_searches_do_not(tmp_path, dem
         priority = live.submit_removal(
             ["004_34cdbe798261bc22"],
             then=lambda report: (report.removed, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())),
-        ).future.result(120)
+        ).future.result(HANG_S)
     finally:
         live.writes.shutdown()
     assert priority == (["004_34cdbe798261bc22"], WRITE_NICENESS)

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from ingest.pipeline import find_files, ingest_files
 from policyqa.cli import app
 from policyqa.settings import Settings
 from storage.store import IndexStore
-from tests.conftest import DEMO, REPO, SEEDS
+from tests.conftest import DEMO, REPO, SEEDS, wait_until
 from writes.commit import merge_segments, merge_start, update_index
 
 QUERIES = [q.query for q in load_queries(REPO / "eval" / "sets" / "demo.jsonl")]
@@ -194,12 +193,12 @@ def test_the_server_merges_in_jobs_of_its_own_that_the_jobs_api_lists(tmp_path, 
         for name in ("一.txt", "二.txt"):  # two small writes: each leaves a merge job behind it
             text = f"（{name}的副本）\n" + SEEDS["000"].read_text(encoding="utf-8")  # not a duplicate of seed 000
             assert client.post("/api/documents?wait=true", files=[("files", (name, text.encode(), "text/plain"))]).status_code == 200
-        deadline = time.time() + 60
-        jobs = client.get("/api/jobs").json()["jobs"]
-        while any(j["state"] in ("queued", "running") for j in jobs):
-            assert time.time() < deadline
-            time.sleep(0.2)
+
+        def all_ended() -> list[dict] | None:
             jobs = client.get("/api/jobs").json()["jobs"]
+            return None if any(j["state"] in ("queued", "running") for j in jobs) else jobs
+
+        jobs = wait_until(all_ended, "every job to end", every=0.2)
     merges = [j for j in jobs if j["kind"] == "merge"]
     assert merges and all(j["state"] == "done" and "version" in j["result"] for j in merges)
     # The second small segment reached the first one's size: they were merged (and with the demo's, if as large).

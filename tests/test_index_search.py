@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from index.collapse import collapse_duplicates
 from index.fusion import rrf, weighted_sum
 from index.tokenize import chinese_to_int, expand_query, tokenize
 from storage.store import IndexStore
-from tests.conftest import LAWS, REPO
+from tests.conftest import LAWS, REPO, wait_until
 from writes.commit import update_index
 
 CLASS_SIZE = "小学班额不超过45人、初中班额不超过50人"
@@ -88,7 +87,8 @@ def test_killed_ingest_leaves_previous_index_usable(demo_index_dir, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(25)  # model loaded, well into parsing or embedding 200 files
+    # Killed once it has embedded its first checkpoint of clauses: well into a write it has not committed.
+    wait_until(lambda: proc.poll() is not None or list((index_dir / "pending").rglob("*.npz")), "a first checkpoint")
     assert proc.poll() is None, "ingest finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -7,19 +7,15 @@ in Debian's chromium; the screenshot goes to test-output/ (docs/search-messy.png
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 
 import httpx
 import pytest
-import uvicorn
 
 from api.app import create_app
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings
-from tests.conftest import DEMO, REPO, SHARED_CORPUS
-from tests.test_web_page import CHROMIUM, CHROMIUM_ARGS, SHOTS
+from tests.conftest import DEMO, HANG_S, REPO, SHARED_CORPUS, serving
+from tests.test_web_page import CHROMIUM, CHROMIUM_ARGS, SHOTS, browser_context
 from writes.commit import update_index
 
 MESSY = SHARED_CORPUS / "messy"
@@ -40,23 +36,14 @@ def messy_server(tmp_path_factory, encoder):
     parsed = ingest_files(list(find_files([DEMO])) + pages)
     update_index(root / "index", encoder, parsed.documents, parsed.clauses)
     settings = Settings(index_dir=root / "index", upload_dir=root / "uploads", models_dir=REPO / "data" / "models")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, encoder), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", parsed
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving(create_app(settings, encoder)) as address:
+        yield address, parsed
 
 
 @pytest.mark.parametrize("query", ["班额标准", "招生", "教师培训经费", "放假安排"])
 def test_the_top_ten_carry_no_markup_and_no_bare_number_rows(messy_server, query):
     url, _ = messy_server
-    results = httpx.get(url + "/api/search", params={"q": query, "k": 10}, timeout=60).json()["results"]
+    results = httpx.get(url + "/api/search", params={"q": query, "k": 10}, timeout=HANG_S).json()["results"]
     assert results
     for r in results:
         assert not MARKUP.search(r["text"]), r["text"][:200]
@@ -64,6 +51,7 @@ def test_the_top_ten_carry_no_markup_and_no_bare_number_rows(messy_server, query
         assert not r["document"]["title"].startswith("--") and all("\r" not in h for h in r["heading_path"])
 
 
+@pytest.mark.browser
 def test_the_search_page_for_the_class_size_shows_the_demo_clause_first(messy_server):
     from playwright.sync_api import sync_playwright
 
@@ -71,7 +59,7 @@ def test_the_search_page_for_the_class_size_shows_the_demo_clause_first(messy_se
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 1600}, locale="zh-CN")
+        page = browser_context(browser, viewport={"width": 1280, "height": 1600}).new_page()
         page.goto(url + "/?q=" + "班额标准")
         page.wait_for_selector("#results .result")
         texts = page.locator("#results .clause-text").all_inner_texts()

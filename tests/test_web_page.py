@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import HANG_S, REPO
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without the background-networking flags chromium keeps dialling Google, which this machine refuses.
@@ -24,6 +23,17 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SHOTS = REPO / "test-output"
+# A click or a search that shows nothing for two minutes has hung, however slow the machine; a write (parsing and
+# embedding whole laws) is waited for as long as any test waits for a job.
+PAGE_WAIT_MS = 120_000
+JOB_WAIT_MS = HANG_S * 1000
+
+
+def browser_context(browser, **options):
+    """A new browser context (a desktop window unless `options` say otherwise) with this suite's waits."""
+    context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, "locale": "zh-CN", **options})
+    context.set_default_timeout(PAGE_WAIT_MS)
+    return context
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +45,7 @@ def page(live_server):
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
-        page = context.new_page()
+        page = browser_context(browser).new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         # Anything that leaves the machine (a CDN font, an analytics script) would fail here.
@@ -146,7 +155,7 @@ def test_document_text_cannot_inject_html(page, live_server):
     import httpx
 
     files = {"files": ("网站安全自查通知.txt", INJECTING_NOTICE.encode())}
-    response = httpx.post(live_server + "/api/documents?wait=true", files=files, timeout=120)
+    response = httpx.post(live_server + "/api/documents?wait=true", files=files, timeout=HANG_S)
     assert response.status_code == 200, response.text
     doc_id = response.json()["documents"][0]["doc_id"]
     try:
@@ -161,7 +170,7 @@ def test_document_text_cannot_inject_html(page, live_server):
         assert page.evaluate("window.injected") is None
         page.click("#viewer-close")
     finally:
-        httpx.delete(f"{live_server}/api/documents/{doc_id}", timeout=60)
+        httpx.delete(f"{live_server}/api/documents/{doc_id}", timeout=HANG_S)
 
 
 def test_the_chat_tab_answers_with_clickable_citations(page):
@@ -202,8 +211,8 @@ def test_a_bad_chat_question_shows_the_servers_message(page):
 @pytest.fixture
 def phone(page, live_server):
     """The page as a 390 px phone shows it."""
-    context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True,
-                                               has_touch=True, device_scale_factor=2)
+    context = browser_context(page.context.browser, viewport={"width": 390, "height": 844}, is_mobile=True,
+                              has_touch=True, device_scale_factor=2)
     phone = context.new_page()
     phone.goto(live_server + "/")
     yield phone
@@ -235,7 +244,7 @@ def test_the_library_uploads_corrects_and_removes_documents(page, live_server):
     page.wait_for_selector("#library-table tbody tr")
     before = page.locator("#library-table tbody tr").count()
     page.set_input_files("#upload-input", [str(f) for f in files])
-    page.wait_for_selector("#upload-jobs .job.done", timeout=180_000)
+    page.wait_for_selector("#upload-jobs .job.done", timeout=JOB_WAIT_MS)
     outcome = page.locator("#upload-jobs .job.done .job-outcome li.added")
     assert outcome.count() == 2 and "上海市教育督导条例" in " ".join(outcome.all_text_contents())
     page.wait_for_function(f"() => document.querySelectorAll('#library-table tbody tr').length === {before + 2}")
@@ -249,7 +258,7 @@ def test_the_library_uploads_corrects_and_removes_documents(page, live_server):
     page.fill("#metadata-form input[name=title]", "上海市教育督导条例（2024年修正）")
     page.fill("#metadata-form input[name=issuer]", "上海市人民代表大会常务委员会")
     page.click("#metadata-form button[type=submit]")
-    page.wait_for_selector("#library-table tbody tr >> text=上海市教育督导条例（2024年修正）", timeout=120_000)
+    page.wait_for_selector("#library-table tbody tr >> text=上海市教育督导条例（2024年修正）", timeout=JOB_WAIT_MS)
 
     # Its own page: the clauses in order as the parser cut them, with addresses and heading paths.
     page.locator("#library-table tbody tr", has_text="上海市教育督导条例（2024年修正）").locator("td.title a").click()
@@ -266,7 +275,7 @@ def test_the_library_uploads_corrects_and_removes_documents(page, live_server):
     # Re-parse it (after a parser upgrade): the same clauses, the correction kept.
     page.click("#document-reparse")
     page.wait_for_function("() => document.querySelector('#document-status').textContent.startsWith('重新解析完成')",
-                           timeout=120_000)
+                           timeout=JOB_WAIT_MS)
     assert f"{len(served)} 个条款" in page.locator("#document-status").inner_text()
     assert page.locator("#document-title").inner_text() == "上海市教育督导条例（2024年修正）"
 
@@ -286,7 +295,7 @@ def test_the_library_uploads_corrects_and_removes_documents(page, live_server):
     hits = httpx.get(f"{live_server}/api/search", params={"q": "上海市教育督导条例", "k": 20}).json()["results"]
     assert all(h["document"]["doc_id"] != doc_id for h in hits)
     for added in listed() - known:  # leave the shared server as the other tests found it
-        httpx.delete(f"{live_server}/api/documents/{added}", timeout=120)
+        httpx.delete(f"{live_server}/api/documents/{added}", timeout=HANG_S)
     assert listed() == known
 
 
@@ -332,7 +341,7 @@ def test_with_an_api_key_the_page_asks_for_it_once_and_says_when_it_is_wrong(pag
         response = httpx.get(f"{keyed_server}/api/documents")
         return {} if response.status_code == 503 else {d["doc_id"]: d for d in response.json()["documents"]}
 
-    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    context = browser_context(page.context.browser)
     try:
         staff = context.new_page()
         errors: list[str] = []
@@ -357,7 +366,7 @@ def test_with_an_api_key_the_page_asks_for_it_once_and_says_when_it_is_wrong(pag
         assert documents() == {}  # the refused tries changed nothing
         staff.fill("#key-input", KEY)
         staff.click("#key-dialog button[value=ok]")
-        staff.wait_for_selector("#upload-jobs .job.done", timeout=180_000)
+        staff.wait_for_selector("#upload-jobs .job.done", timeout=JOB_WAIT_MS)
         assert staff.locator("#upload-jobs .job.done .job-outcome li.added").count() == 2
         assert staff.evaluate("() => sessionStorage.getItem('policyqa-key')") == KEY
         assert KEY not in staff.url
@@ -374,14 +383,14 @@ def test_with_an_api_key_the_page_asks_for_it_once_and_says_when_it_is_wrong(pag
         staff.locator("#library-table tbody tr", has_text="大力提升义务教育工作质量").locator("button.edit").click()
         staff.fill("#metadata-form input[name=region]", "辽宁省鞍山市")
         staff.click("#metadata-form button[type=submit]")
-        staff.wait_for_selector("#library-table tbody tr >> text=辽宁省鞍山市", timeout=120_000)
+        staff.wait_for_selector("#library-table tbody tr >> text=辽宁省鞍山市", timeout=JOB_WAIT_MS)
         assert not dialog.is_visible()
         assert not errors, errors
     finally:
         context.close()
 
     # Another tab has no key: cancelling the prompt says why nothing happened, and nothing did.
-    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    context = browser_context(page.context.browser)
     try:
         other = context.new_page()
         other.goto(keyed_server + "/")
@@ -413,7 +422,7 @@ def test_the_library_says_in_chinese_why_an_upload_or_a_correction_is_refused(pa
     def upload(*files):
         page.evaluate("document.querySelector('#upload-jobs').replaceChildren()")
         page.set_input_files("#upload-input", [str(f) for f in files])
-        page.wait_for_selector("#upload-jobs .job.failed, #upload-jobs .job.done", timeout=120_000)
+        page.wait_for_selector("#upload-jobs .job.failed, #upload-jobs .job.done", timeout=JOB_WAIT_MS)
         return page.locator("#upload-jobs .job").first
 
     program = tmp_path / "安装程序.exe"
@@ -460,19 +469,19 @@ def test_the_library_says_in_chinese_why_an_upload_or_a_correction_is_refused(pa
 def test_removing_a_document_a_running_upload_replaces_says_why_in_the_page(page, gated_server):
     import httpx
 
-    from tests.conftest import LAWS
+    from tests.conftest import HANG_S, LAWS, follow_job
 
     url, gated = gated_server
     laws = sorted((LAWS / "education").glob("*.txt"))
     gated.gate.set()
-    first = httpx.post(f"{url}/api/documents?wait=true", files={"files": ("通知.txt", laws[0].read_bytes())}, timeout=120)
-    doc_id = first.json()["documents"][0]["doc_id"]
+    first = httpx.post(f"{url}/api/documents", files={"files": ("通知.txt", laws[0].read_bytes())}, timeout=HANG_S)
+    doc_id = follow_job(url, first.json())["result"]["documents"][0]["doc_id"]
     gated.gate.clear()
     gated.entered.clear()
     replacing = httpx.post(f"{url}/api/documents", files={"files": ("通知.txt", laws[1].read_bytes())}).json()
-    assert gated.entered.wait(30)  # the upload that replaces 通知.txt is running, held in its embedding
+    assert gated.entered.wait(HANG_S)  # the upload that replaces 通知.txt is running, held in its embedding
 
-    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    context = browser_context(page.context.browser)
     staff = context.new_page()
     staff.goto(url + "/")
     staff.click("#tab-library")
@@ -483,6 +492,5 @@ def test_removing_a_document_a_running_upload_replaces_says_why_in_the_page(page
     assert "正被一个尚未完成的写入任务替换" in staff.locator("#library-count").inner_text()
     context.close()
     gated.gate.set()
-    while httpx.get(url + replacing["status_url"]).json()["state"] not in ("done", "failed"):
-        time.sleep(0.2)
+    assert follow_job(url, replacing)["state"] == "done"
     assert doc_id in {d["doc_id"] for d in httpx.get(f"{url}/api/documents").json()["documents"]}

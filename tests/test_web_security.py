@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import HANG_S
 from tests.test_security import CLASS_SIZE_DOC, NEW_DOC, NEW_NAME, NEW_TITLE
-from tests.test_web_page import CHROMIUM, CHROMIUM_ARGS
+from tests.test_web_page import CHROMIUM, CHROMIUM_ARGS, browser_context
 
 # The attacks of the issue, run by the attacker's page; each reports what the page could see.
 ATTACK = """async ({target, name, text, docId}) => {
@@ -75,7 +76,7 @@ def attacker_site():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
-    thread.join(timeout=10)
+    thread.join(timeout=HANG_S)
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +99,13 @@ def new_doc_text() -> str:
 
 
 def _titles(server: str) -> dict[str, str]:
-    return {d["doc_id"]: d["title"] for d in httpx.get(server + "/api/documents", timeout=30).json()["documents"]}
+    return {d["doc_id"]: d["title"] for d in httpx.get(server + "/api/documents", timeout=HANG_S).json()["documents"]}
 
 
 def test_a_page_on_another_port_cannot_upload_or_delete(browser, live_server, attacker_site, new_doc_text):
     before = _titles(live_server)
     assert CLASS_SIZE_DOC in before and NEW_TITLE not in before.values()
-    page = browser.new_page()
+    page = browser_context(browser).new_page()
     failed: list[tuple[str, str, str]] = []
     page.on("requestfailed", lambda r: failed.append((r.method, r.url, r.failure or "")))
     page.goto(attacker_site + "/")
@@ -124,7 +125,7 @@ def test_a_page_on_another_port_cannot_upload_or_delete(browser, live_server, at
 
 
 def test_the_apps_own_page_still_uploads_and_deletes_under_its_csp(browser, live_server, new_doc_text):
-    page = browser.new_page()
+    page = browser_context(browser).new_page()
     # Reported by the browser for anything the Content-Security-Policy blocks (inline script or style).
     page.add_init_script("window.cspViolations = []; document.addEventListener('securitypolicyviolation',"
                          " e => window.cspViolations.push(e.violatedDirective));")
