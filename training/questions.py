@@ -27,6 +27,10 @@ from ingest.schema import Clause
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 MAX_PER_DOCUMENT = 15
 COMMON_PHRASE_CLAUSES = 15  # a gold phrase found in more clauses than this pins nothing down
+LONG_PHRASE = 30  # compact characters; longer phrases break when a document is re-cleaned
+# Words any question may share with its clause without giving its answer away.
+FUNCTION_WORDS = frozenset("什么 哪些 多少 可以 应当 是否 怎么 如何 需要 规定 要求 进行 有关 相关 部门 单位 人员 情况 问题 "
+                           "没有 不得 不能 必须 能否 还是 以上 以下 哪个 哪里 负责".split())
 
 
 class TrainingQuestion(LabelledQuery):
@@ -110,12 +114,25 @@ def check(questions: list[TrainingQuestion], corpus: Path = CORPUS) -> CheckRepo
                 report.errors.append(f"{where}: gold phrase {phrase!r} should be 2-60 characters")
             elif compact(phrase) not in text:
                 report.errors.append(f"{where}: gold phrase {phrase!r} is not in clause {q.clause}")
+            elif len(compact(phrase)) > LONG_PHRASE:
+                report.warnings.append(f"{where}: gold phrase {phrase!r} is long; copy the part that answers")
             phrases[compact(phrase)].append(q.id)
+        if q.kind == "paraphrase" and len(shared := shared_content_words(q.query, clause.text)) >= 2:
+            report.warnings.append(f"{where}: a paraphrase that shares {'、'.join(shared)} with its clause")
     for source, count in report.documents.items():
         if count > MAX_PER_DOCUMENT:
             report.warnings.append(f"{source}: {count} questions (at most ~{MAX_PER_DOCUMENT} a document)")
     report.warnings += _common_phrases(phrases, corpus)
     return report
+
+
+def shared_content_words(query: str, clause_text: str) -> list[str]:
+    """Words of two or more characters the question takes from its clause (a paraphrase should take none)."""
+    import jieba
+
+    text = compact(clause_text)
+    words = dict.fromkeys(w for w in jieba.lcut(compact(query)) if len(w) >= 2 and w not in FUNCTION_WORDS)
+    return [w for w in words if w in text]
 
 
 def _common_phrases(phrases: dict[str, list[str]], corpus: Path) -> list[str]:
