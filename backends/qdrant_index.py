@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from qdrant_client import models
 
-from backends.qdrant_store import DENSE, LEXICAL, LIVE_CLAUSES, QdrantBackend, must, query_terms_vector
+from backends.qdrant_store import DENSE, LEXICAL, LIVE_CLAUSES, QdrantBackend, must, point_id, query_terms_vector
 from embedding.encoder import Encoder
 from index.clause_index import (
     DocumentInfo,
@@ -69,8 +69,13 @@ class QdrantIndex:
         return sorted((Clause.model_validate(p["clause"]) for p in current), key=lambda c: c.position)
 
     def get_clause(self, clause_id: str) -> Clause | None:
-        found = self._clauses_where(clause_id=clause_id)
-        return found[0] if found else None
+        """A key lookup: the point of this clause in its document's current write (no filtered scroll)."""
+        write = self._writes.get(clause_id.split("#", 1)[0])
+        if write is None:
+            return None
+        found = self._backend.call("retrieve", self._collection, [point_id(write, clause_id)], with_payload=True)
+        live = [p for p in found if p.payload.get("state") == LIVE_CLAUSES["state"]]
+        return Clause.model_validate(live[0].payload["clause"]) if live else None
 
     def document_clauses(self, doc_id: str) -> list[Clause]:
         return self._clauses_where(doc_id=doc_id) if doc_id in self.documents else []

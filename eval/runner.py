@@ -62,6 +62,14 @@ def run_query(query: LabelledQuery, search: Searcher, mode: str, k: int) -> Outc
 
 
 def local_searcher(index: SearchIndex) -> Searcher:
+    """Searches an index in this process (re-issues are fetched once and cached, as `http_searcher` does)."""
+    texts: dict[str, str] = {}
+
+    def clause_text(clause_id: str) -> str:
+        if clause_id not in texts:
+            texts[clause_id] = index.get_clause(clause_id).text
+        return texts[clause_id]
+
     def search(query: str, k: int, mode: str) -> list[Retrieved]:
         return [
             Retrieved(
@@ -69,7 +77,7 @@ def local_searcher(index: SearchIndex) -> Searcher:
                 text=h.clause.text,
                 doc_id=h.clause.doc_id,
                 dense_score=h.dense_score,
-                also_texts=[index.get_clause(a.clause_id).text for a in h.also_in],
+                also_texts=[clause_text(a.clause_id) for a in h.also_in],
             )
             for h in index.search(query, k=k, mode=mode)
         ]

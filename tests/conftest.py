@@ -82,13 +82,40 @@ def seeds() -> dict[str, ParsedFile]:
     return {name: parse_file(path) for name, path in SEEDS.items()}
 
 
+class SessionEmbeddings:
+    """The real encoder, embedding each distinct passage once per test run.
+
+    The suite indexes the same laws in several fixtures (the eval, answer and planning indexes share the
+    education laws; uploads re-add them): the model's work is done once, every index still gets the real
+    model's vectors. Queries go to the encoder as they are (it keeps its own cache)."""
+
+    def __init__(self, encoder) -> None:
+        self.uncached = encoder  # for a test that compares vectors made in like batches
+        self._encoder = encoder
+        self.model_id, self.dim = encoder.model_id, encoder.dim
+        self._vectors: dict[str, object] = {}
+        self._lock = threading.Lock()  # servers embed on their write threads
+
+    def encode_queries(self, texts):
+        return self._encoder.encode_queries(texts)
+
+    def encode_passages(self, texts):
+        import numpy as np
+
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+            if missing:
+                self._vectors.update(zip(missing, self._encoder.encode_passages(missing), strict=True))
+            return np.stack([self._vectors[t] for t in texts]) if texts else self._encoder.encode_passages([])
+
+
 @pytest.fixture(scope="session")
 def encoder():
     """The real default model, built once into data/models (gitignored) and reused across runs."""
     from embedding.encoder import load_encoder
     from policyqa.settings import Settings
 
-    return load_encoder(Settings(models_dir=REPO / "data" / "models"))
+    return SessionEmbeddings(load_encoder(Settings(models_dir=REPO / "data" / "models")))
 
 
 @pytest.fixture(scope="session")
@@ -229,6 +256,7 @@ class GatedEncoder:
     """The real encoder, whose passage encoding waits for the test to open the gate."""
 
     def __init__(self, encoder) -> None:
+        self.uncached = encoder  # for a test that compares vectors made in like batches
         self._encoder = encoder
         self.model_id, self.dim = encoder.model_id, encoder.dim
         self.gate = threading.Event()
