@@ -18,6 +18,8 @@ from policyqa.settings import Settings
 from tests.conftest import DEMO, REPO
 from writes.commit import update_index
 
+pytestmark = pytest.mark.model  # builds, converts or loads the model itself
+
 MODELS = REPO / "data" / "models"
 
 

@@ -127,6 +127,7 @@ def test_cli_parse_reports_unreadable_file(tmp_path):
     assert "000_9ad08608ccc3cd51#" in result.stdout  # the good file still parsed
 
 
+@pytest.mark.model
 def test_cli_ingest_then_reingest_replaces_not_duplicates(tmp_path):
     index_dir = tmp_path / "idx"
     runner = CliRunner()

@@ -11,6 +11,8 @@ import pytest
 
 from embedding.model_build import MARKER_FILE, ModelBuildError, build_default_model, default_source
 
+pytestmark = pytest.mark.model  # builds, converts or loads the model itself
+
 POLICY_FILE = Path(__file__).resolve().parents[1] / "data" / "demo" / "002_d6057a83cdbdb456.txt"
 QUERIES = [
     "班额标准",
