@@ -24,7 +24,7 @@ from eval.runner import local_searcher
 from index.clause_index import Filters
 from ingest.pipeline import parse_file
 from policyqa.settings import Settings
-from tests.conftest import LAWS, REPO
+from tests.conftest import HANG_S, LAWS, REPO
 from writes.overrides import Overrides
 from writes.service import LiveIndex
 
@@ -157,7 +157,7 @@ def test_a_write_killed_halfway_leaves_the_last_committed_index(name, stage, dem
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(KILLED_WRITE), name, str(tmp_path / "index"), str(tmp_path / "qdrant"),
          str(REPO / "data" / "models"), str(LAW_FILE), stage],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == -9, result.stderr
     backend = open_backend(backend_settings(name, tmp_path))
     index = backend.open(encoder)
@@ -199,7 +199,7 @@ def test_an_unreachable_qdrant_url_is_named(tmp_path):
         open_backend(settings)
     env = {**os.environ, "POLICYQA_BACKEND": "qdrant", "POLICYQA_QDRANT_URL": "http://127.0.0.1:9", "COLUMNS": "300"}
     result = subprocess.run([sys.executable, "-m", "policyqa", "search", "班额标准"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == 2 and "cannot reach Qdrant at http://127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -215,7 +215,7 @@ def test_a_collection_built_with_another_model_is_refused(demo_index_dir, encode
 
 def test_a_local_qdrant_folder_in_use_by_another_process_is_named(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from qdrant_client import QdrantClient; "
-                               f"c = QdrantClient(path={str(tmp_path / 'qdrant')!r}); print('open', flush=True); time.sleep(120)"],
+                               f"c = QdrantClient(path={str(tmp_path / 'qdrant')!r}); print('open', flush=True); time.sleep({HANG_S})"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"

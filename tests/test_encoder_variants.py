@@ -15,7 +15,7 @@ from embedding.onnx_export import int8_file, quantisation_target
 from index.clause_index import ClauseIndex
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings
-from tests.conftest import DEMO, REPO
+from tests.conftest import DEMO, HANG_S, REPO
 from writes.commit import update_index
 
 pytestmark = pytest.mark.model  # builds, converts or loads the model itself
@@ -68,7 +68,7 @@ def test_an_unknown_variant_is_refused_with_the_choices():
         Settings(encoder="gpu")
     env = {**os.environ, "POLICYQA_ENCODER": "gpu", "COLUMNS": "200"}
     result = subprocess.run([sys.executable, "-m", "policyqa", "search", "班额标准"], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == 2
     assert "invalid setting POLICYQA_ENCODER='gpu'" in result.stderr and "onnx-int8" in result.stderr
     assert "Traceback" not in result.stderr
@@ -94,6 +94,6 @@ def test_a_server_encoder_never_loads_torch():
     code = ("import sys; from embedding.encoder import load_encoder; from policyqa.settings import Settings; "
             f"e = load_encoder(Settings(models_dir={str(MODELS)!r}), concurrent=True); e.encode_queries(['班额标准']); "
             "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ import pytest
 from eval.dataset import LabelledQuery
 from eval.metrics import scores
 from eval.runner import Outcome, Retrieved, phrases_in
-from tests.conftest import REPO
+from tests.conftest import HANG_S, REPO
 
 
 def _outcome(gold: list[str], texts: list[str]) -> Outcome:
@@ -40,7 +40,7 @@ def test_eval_command_on_the_demo_set_writes_a_report(demo_index_dir, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "policyqa", "eval", "--set", str(REPO / "eval" / "sets" / "demo.jsonl"),
          "--index-dir", str(demo_index_dir), "--json", str(out), "--baseline"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S,
     )
     assert result.returncode == 0, result.stderr
     assert "hybrid by kind" in result.stdout and "paired t-test" in result.stdout
@@ -66,7 +66,7 @@ def test_a_typo_in_a_label_stops_the_eval_with_the_query_named(demo_index_dir, t
                               ensure_ascii=False) + "\n", encoding="utf-8")
     env = {**os.environ, "POLICYQA_MODELS_DIR": str(REPO / "data" / "models")}
     result = subprocess.run([sys.executable, "-m", "policyqa", "eval", "--set", str(bad), "--index-dir",
-                             str(demo_index_dir)], env=env, capture_output=True, text=True, timeout=600)
+                             str(demo_index_dir)], env=env, capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == 2 and "t1" in result.stderr and "46人" in result.stderr
 
 
@@ -88,12 +88,12 @@ def test_eval_against_a_running_server(live_server):
 def test_eval_with_no_options_runs_the_set_that_matches_the_index(demo_index_dir, tmp_path):
     env = {**os.environ, "POLICYQA_MODELS_DIR": str(REPO / "data" / "models"), "POLICYQA_INDEX_DIR": str(demo_index_dir)}
     result = subprocess.run([sys.executable, "-m", "policyqa", "eval", "--mode", "hybrid", "--no-answers"],
-                            env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+                            env=env, cwd=REPO, capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == 0, result.stderr
     assert "evaluating demo.jsonl" in result.stderr and "demo.jsonl: 31 queries" in result.stdout
 
     wrong_corpus = subprocess.run([sys.executable, "-m", "policyqa", "eval", "--set", "eval/sets/policy.jsonl"],
-                                  env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+                                  env=env, cwd=REPO, capture_output=True, text=True, timeout=HANG_S)
     assert wrong_corpus.returncode == 2
     message = " ".join(wrong_corpus.stderr.split())
     assert "gold phrases are not in this index" in message and "Traceback" not in message

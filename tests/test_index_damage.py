@@ -14,13 +14,13 @@ import pytest
 
 from ingest.pipeline import ingest_files
 from storage.store import IndexDamagedError, IndexStore
-from tests.conftest import REPO, SEEDS
+from tests.conftest import HANG_S, REPO, SEEDS
 from writes.commit import update_index
 
 ENV = {**os.environ, "POLICYQA_MODELS_DIR": str(REPO / "data" / "models")}
 
 
-def _policyqa(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def _policyqa(*args: str, cwd: Path, timeout: float = HANG_S) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "policyqa", *args], cwd=cwd, env=ENV, capture_output=True,
                           text=True, timeout=timeout)
 
