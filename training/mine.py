@@ -97,7 +97,8 @@ def training_index(index_dir: Path):
     from storage.store import IndexStore
     from writes.commit import update_index
 
-    encoder = load_encoder(Settings(models_dir=REPO / "data" / "models"))
+    # A server's session options: no threads spinning between calls (mining may share its cores).
+    encoder = load_encoder(Settings(models_dir=REPO / "data" / "models"), concurrent=True)
     if not IndexStore(index_dir).exists():
         parsed = ingest_files([CORPUS / source for source in sorted(allowed_sources())])
         update_index(index_dir, encoder, parsed.documents, parsed.clauses)

