@@ -42,8 +42,10 @@ def test_concurrent_queries_share_one_model_call_and_each_gets_its_own_vector(se
 
     monkeypatch.setattr(model, "encode", counting_encode)
     with ThreadPoolExecutor(len(QUERIES)) as pool:
-        futures = [pool.submit(server_encoder.encode_queries, [q]) for q in QUERIES]
+        # The first search alone, held inside its model call; then the others arrive while it is held.
+        futures = [pool.submit(server_encoder.encode_queries, [QUERIES[0]])]
         assert first_call_held.wait(HANG_S)
+        futures += [pool.submit(server_encoder.encode_queries, [q]) for q in QUERIES[1:]]
         wait_until(lambda: server_encoder.batcher.waiting() == len(QUERIES) - 1, "the other searches to reach the batcher",
                    every=0.01)
         release.set()
