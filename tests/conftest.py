@@ -90,14 +90,13 @@ class SessionEmbeddings:
     model's vectors. Queries go to the encoder as they are (it keeps its own cache)."""
 
     def __init__(self, encoder) -> None:
-        self.uncached = encoder  # for a test that compares vectors made in like batches
-        self._encoder = encoder
+        self.uncached = encoder  # also for a test that compares vectors made in like batches
         self.model_id, self.dim = encoder.model_id, encoder.dim
         self._vectors: dict[str, object] = {}
         self._lock = threading.Lock()  # servers embed on their write threads
 
     def encode_queries(self, texts):
-        return self._encoder.encode_queries(texts)
+        return self.uncached.encode_queries(texts)
 
     def encode_passages(self, texts):
         import numpy as np
@@ -105,8 +104,8 @@ class SessionEmbeddings:
         with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
             if missing:
-                self._vectors.update(zip(missing, self._encoder.encode_passages(missing), strict=True))
-            return np.stack([self._vectors[t] for t in texts]) if texts else self._encoder.encode_passages([])
+                self._vectors.update(zip(missing, self.uncached.encode_passages(missing), strict=True))
+            return np.stack([self._vectors[t] for t in texts]) if texts else self.uncached.encode_passages([])
 
 
 @pytest.fixture(scope="session")
@@ -256,14 +255,13 @@ class GatedEncoder:
     """The real encoder, whose passage encoding waits for the test to open the gate."""
 
     def __init__(self, encoder) -> None:
-        self.uncached = encoder  # for a test that compares vectors made in like batches
-        self._encoder = encoder
+        self.uncached = encoder  # also for a test that compares vectors made in like batches
         self.model_id, self.dim = encoder.model_id, encoder.dim
         self.gate = threading.Event()
         self.entered = threading.Event()
 
     def encode_queries(self, texts):
-        return self._encoder.encode_queries(texts)
+        return self.uncached.encode_queries(texts)
 
     def encode_passages(self, texts):
         self.entered.set()
