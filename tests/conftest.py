@@ -255,18 +255,18 @@ class GatedEncoder:
     """The real encoder, whose passage encoding waits for the test to open the gate."""
 
     def __init__(self, encoder) -> None:
-        self.uncached = encoder  # also for a test that compares vectors made in like batches
+        self.encoder = encoder
         self.model_id, self.dim = encoder.model_id, encoder.dim
         self.gate = threading.Event()
         self.entered = threading.Event()
 
     def encode_queries(self, texts):
-        return self.uncached.encode_queries(texts)
+        return self.encoder.encode_queries(texts)
 
     def encode_passages(self, texts):
         self.entered.set()
         assert self.gate.wait(HANG_S), "the test never opened the gate"
-        return self._encoder.encode_passages(texts)
+        return self.encoder.encode_passages(texts)
 
 
 GATED_MAX_QUEUED = 8
