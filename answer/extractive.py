@@ -1,11 +1,15 @@
 """Extractive answers with citations: the clause sentences that answer a question, and their sources.
 
 `compose_answer(index, messages)` retrieves clauses for the conversation's last user question
-(with the previous question when the last one is elliptical, e.g. `那初中呢?`), scores the
-sentences of the best clauses by the question's terms, the clause's rank and, for questions
-asking for a quantity or a date, the numbers and limits they contain, and quotes the best one to
-three, each cited `[n]`, above a numbered source list. When retrieval finds nothing close enough
-it says so instead of citing noise.
+(with the previous question when the last one is elliptical, e.g. `那初中呢?`), has the index's
+reranker read each sentence of the best clauses (with its title and heading path) against the
+question, and quotes the best one to three, each cited `[n]`, above a numbered source list; a list
+head (`…应当符合下列条件：`) is quoted with its items. When even the best sentence is not relevant
+enough it says so instead of citing noise.
+
+Without a reranker (`POLICYQA_RERANKER=none`) sentences are scored by the question's terms, the
+clause's rank and, for questions asking for a quantity or a date, the numbers and limits they
+contain, and relevance is judged by the dense score and term coverage.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import re
 from pydantic import BaseModel
 
 from backends.base import SearchIndex
-from index.clause_index import MAX_QUERY_CHARS, Hit, QueryError
+from index.clause_text import passage_text
 from index.tokenize import normalise_numbers, tokenize
+from index.types import MAX_QUERY_CHARS, Hit, QueryError
 from ingest.clauses import readable_address
 from ingest.normalize import normalize_for_matching
 from ingest.schema import Clause
+from rerank.reranker import Reranker
 
 HITS_QUOTED_FROM = 5
 MAX_QUOTES = 3
@@ -40,6 +46,15 @@ MAX_QUOTE_CHARS = 100  # longer sentences are cut to their phrases around the qu
 DENSE_SURE = 0.88
 DENSE_FLOOR = 0.84
 COVERAGE_MIN = 0.75
+
+# With the reranker: the sentences of this many best hits are read; a quote's relevance must reach
+# ANSWER_MIN_RELEVANCE (below it: 未找到相关条款) and a further quote QUOTE_RELEVANCE_SHARE of the best's.
+# Calibrated on the dev split of eval/sets/answers.jsonl (bench/answer_decisions.py).
+RERANKED_HITS_READ = 3
+ANSWER_MIN_RELEVANCE = 0.5
+QUOTE_RELEVANCE_SHARE = 0.9
+MAX_LIST_ITEMS = 8
+_LIST_HEAD = re.compile(r"[：:]\s*$")
 
 NOT_FOUND = "未找到相关条款。知识库中没有与这个问题足够相关的规定；可以换用政策文件里的说法（具体名词、文件名称）再问。"
 
@@ -85,6 +100,8 @@ class Answer(BaseModel):
     text: str
     sources: list[Source]
     found: bool
+    # The reranker's relevance of the best sentence read (None without a reranker).
+    relevance: float | None = None
 
 
 class Question(BaseModel):
@@ -105,7 +122,7 @@ class Quote(BaseModel):
     hit: int  # position in the hits, from 0
     sentence: str
     score: float
-    coverage: float
+    coverage: float = 0.0
 
 
 def content_of(question: str) -> str:
@@ -225,6 +242,45 @@ def select_quotes(question: Question, hits: list[Hit]) -> list[Quote]:
     return [q.model_copy(update={"sentence": trim(q.sentence, question)}) for q in chosen[:MAX_QUOTES]]
 
 
+def list_end(sentences: list[str], at: int) -> int:
+    """Where the quote starting at sentence `at` ends: after the items of a list head (`…应当符合下列条件：`)."""
+    return at + 1 + (MAX_LIST_ITEMS if _LIST_HEAD.search(sentences[at]) else 0)
+
+
+def reranked_quotes(question: Question, hits: list[Hit], reranker: Reranker) -> list[Quote]:
+    """Every sentence of the best hits scored by the reranker, best first; a list head brings its items."""
+    read: list[tuple[int, list[str], int]] = []  # (hit, the clause's sentences, which one)
+    seen: set[str] = set()
+    for i, hit in enumerate(hits[:RERANKED_HITS_READ]):
+        sentences = split_sentences(hit.clause.text)
+        for j, sentence in enumerate(sentences):
+            if len(sentence) < MIN_QUOTE_CHARS or sentence in seen or is_heading(sentence, hit.clause):
+                continue
+            seen.add(sentence)
+            read.append((i, sentences, j))
+    if not read:
+        return []
+    scores = reranker.score(question.search_text, [passage_text(hits[i].clause, s[j]) for i, s, j in read])
+    quotes = []
+    for (i, sentences, j), score in zip(read, scores, strict=True):
+        end = list_end(sentences, j)
+        # A list is quoted whole; a long single sentence is cut to its phrases around the question's terms.
+        text = "".join(sentences[j:end]) if end > j + 1 else trim(sentences[j], question)
+        quotes.append(Quote(hit=i, sentence=text, score=float(score)))
+    return sorted(quotes, key=lambda q: -q.score)
+
+
+def chosen_quotes(ranked: list[Quote]) -> list[Quote]:
+    """The best quote and up to two more about as relevant, none already inside another."""
+    chosen: list[Quote] = []
+    for quote in ranked:
+        if quote.score < QUOTE_RELEVANCE_SHARE * ranked[0].score or len(chosen) == MAX_QUOTES:
+            break
+        if not any(quote.sentence in q.sentence or q.sentence in quote.sentence for q in chosen):
+            chosen.append(quote)
+    return chosen
+
+
 def is_relevant(hits: list[Hit], quotes: list[Quote]) -> bool:
     top_dense = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
     if top_dense >= DENSE_SURE:
@@ -259,19 +315,31 @@ def retrieve(index: SearchIndex, messages: list[Message]) -> tuple[Question, lis
     return question, index.search(question.search_text, k=HITS_QUOTED_FROM)
 
 
-def extractive_answer(question: Question, hits: list[Hit]) -> Answer:
-    quotes = select_quotes(question, hits)
-    if not quotes or not is_relevant(hits, quotes):
-        return not_found()
+def cited_answer(quotes: list[Quote], hits: list[Hit], relevance: float | None = None) -> Answer:
     numbers: dict[int, int] = {}  # hit position -> citation number, in order of first quote
     for quote in quotes:
         numbers.setdefault(quote.hit, len(numbers) + 1)
     sources = [make_source(n, hits[i], [q.sentence for q in quotes if q.hit == i]) for i, n in numbers.items()]
     lines = [f"{k}. {q.sentence}[{numbers[q.hit]}]" for k, q in enumerate(quotes, 1)]
     text = "根据检索到的条款：\n" + "\n".join(lines) + "\n\n" + format_sources(sources)
-    return Answer(text=text, sources=sources, found=True)
+    return Answer(text=text, sources=sources, found=True, relevance=relevance)
 
 
-def compose_answer(index: SearchIndex, messages: list[Message]) -> Answer:
-    """The cited extractive answer to the conversation's last user question."""
-    return extractive_answer(*retrieve(index, messages))
+def extractive_answer(question: Question, hits: list[Hit], reranker: Reranker | None = None,
+                      min_relevance: float = ANSWER_MIN_RELEVANCE) -> Answer:
+    if reranker is None:
+        quotes = select_quotes(question, hits)
+        return cited_answer(quotes, hits) if quotes and is_relevant(hits, quotes) else not_found()
+    ranked = reranked_quotes(question, hits, reranker)
+    if not ranked:
+        return not_found()
+    if ranked[0].score < min_relevance:
+        return not_found().model_copy(update={"relevance": ranked[0].score})
+    return cited_answer(chosen_quotes(ranked), hits, ranked[0].score)
+
+
+def compose_answer(index: SearchIndex, messages: list[Message], min_relevance: float = ANSWER_MIN_RELEVANCE) -> Answer:
+    """The cited extractive answer to the conversation's last user question (`min_relevance`: see
+    ANSWER_MIN_RELEVANCE; the calibration asks for every answer with 0)."""
+    question, hits = retrieve(index, messages)
+    return extractive_answer(question, hits, index.pipeline.reranker, min_relevance)

@@ -26,7 +26,7 @@ from answer.extractive import (
     retrieve,
 )
 from backends.base import SearchIndex
-from index.clause_index import Hit
+from index.types import Hit
 from ingest.clauses import readable_address
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ SYSTEM_PROMPT = (
 )
 _CITATION = re.compile(r"\[(\d+)\]")
 # A source list the model adds anyway: ours replaces it.
-_OWN_SOURCE_LIST = re.compile(r"\n\s*(来源|参考|出处|引用)\s*[:：].*\Z", re.S)
+_OWN_SOURCE_LIST = re.compile(r"\n\s*(来源|参考|出处|引用)\s*[:：].*\Z", re.DOTALL)
 
 
 def build_prompt(question: Question, hits: list[Hit]) -> str:
@@ -90,7 +90,7 @@ def ask_llm(endpoint: LLMEndpoint, prompt: str) -> str:
 
 def llm_answer(index: SearchIndex, messages: list[Message], endpoint: LLMEndpoint) -> Answer:
     question, hits = retrieve(index, messages)
-    extractive = extractive_answer(question, hits)
+    extractive = extractive_answer(question, hits, index.pipeline.reranker)
     if not extractive.found:
         return extractive
     try:

@@ -20,6 +20,7 @@ from api.openai_errors import OpenAIErrorBody
 from api.schemas import ErrorBody
 from api.security import install_security
 from embedding.encoder import Encoder, load_encoder
+from index.pipeline import SearchPipeline
 from policyqa.settings import Settings
 from writes.service import LiveIndex
 
@@ -32,9 +33,11 @@ V1_ERRORS = {400: {"model": OpenAIErrorBody, "description": BAD_REQUEST},
              "4XX": {"model": OpenAIErrorBody, "description": "any other refusal, in OpenAI's shape"}}
 
 
-def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
+               pipeline: SearchPipeline | None = None) -> FastAPI:
     settings = settings or Settings()
     encoder = encoder or load_encoder(settings, concurrent=True)
+    pipeline = pipeline or SearchPipeline.from_settings(settings, concurrent=True)
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the server, not a CDN (offline machines).
     app = FastAPIOffline(
         title="policyqa",
@@ -49,7 +52,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
-    app.state.live = LiveIndex.for_settings(settings, encoder, server=True)
+    app.state.live = LiveIndex.for_settings(settings, encoder, server=True, pipeline=pipeline)
     app.state.live.warm_up()
     install_error_handlers(app)
     app.add_middleware(RejectInvalidUtf8)

@@ -25,7 +25,7 @@ from answer.llm import LLMEndpoint, llm_answer
 from api.deps import live_index, settings
 from api.errors import ApiError
 from api.openai_errors import OpenAIErrorBody, OpenAIRoute
-from index.clause_index import QueryError
+from index.types import QueryError
 from policyqa.settings import Settings
 from writes.service import LiveIndex
 

@@ -34,7 +34,7 @@ from api.schemas import (
     clause_view,
 )
 from backends.base import SearchIndex
-from index.clause_index import document_info
+from index.types import document_info
 from ingest.readers import SUPPORTED_SUFFIXES
 from ingest.schema import Document
 from policyqa.settings import Settings

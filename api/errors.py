@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from index.clause_index import ModelMismatchError, QueryError
+from index.types import ModelMismatchError, QueryError
 from storage.store import IndexDamagedError, IndexFormatError, IndexMissingError
 from writes.jobs import WriteQueueFull
 from writes.service import DocumentBusyError, SourceMissingError, UnknownDocumentError

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from index.clause_index import AlsoIn, DocumentInfo, Hit
+from index.types import AlsoIn, DocumentInfo, Hit
 from ingest.clauses import readable_address
 from ingest.schema import Clause, SkipCode, SkippedFile
 
@@ -20,6 +20,7 @@ class ErrorBody(BaseModel):
 class Scores(BaseModel):
     dense: float | None = Field(description="cosine similarity of query and clause (None: not in the dense top)")
     lexical: float | None = Field(description="BM25 score (None: no shared term)")
+    rerank: float | None = Field(None, description="the reranker's relevance, 0-1 (None: not reranked)")
 
 
 class Ranks(BaseModel):
@@ -35,7 +36,8 @@ class Highlight(BaseModel):
 
 class SearchResult(BaseModel):
     rank: int
-    score: float = Field(description="fused score (hybrid) or the one retriever's score")
+    score: float = Field(description="fused score (hybrid) or the one retriever's score; the order follows "
+                         "`scores.rerank` first where the reranker reordered the results")
     scores: Scores
     ranks: Ranks
     clause_id: str
@@ -200,7 +202,7 @@ def search_result(rank: int, hit: Hit) -> SearchResult:
     return SearchResult(
         rank=rank,
         score=hit.score,
-        scores=Scores(dense=hit.dense_score, lexical=hit.lexical_score),
+        scores=Scores(dense=hit.dense_score, lexical=hit.lexical_score, rerank=hit.rerank_score),
         ranks=Ranks(dense=hit.dense_rank, lexical=hit.lexical_rank),
         clause_id=hit.clause.id,
         address=readable_address(hit.clause.id),

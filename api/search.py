@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from api.deps import live_index
 from api.errors import ApiError
 from api.schemas import ClauseResponse, ErrorBody, SearchResponse, Stats, clause_view, search_result
-from index.clause_index import MAX_K, MAX_QUERY_CHARS, Filters, Mode, document_info
+from index.types import MAX_K, MAX_QUERY_CHARS, Filters, Mode, document_info
 from writes.service import LiveIndex
 
 router = APIRouter()
@@ -28,10 +28,12 @@ def search(
     issuer: Annotated[str | None, Query(max_length=100, description="only documents whose issuer contains this")] = None,
     region: Annotated[str | None, Query(max_length=100, description="only documents whose region contains this")] = None,
     year: Annotated[int | None, Query(ge=1900, le=2100, description="only documents dated in this year")] = None,
+    rerank: Annotated[bool, Query(description="reorder the best candidates with the reranker (when one is configured)")] = True,
 ) -> Response:
     """The best clauses for a query, best first, each with its document and why it matched."""
     start = time.perf_counter()
-    hits = live.index.search(q, k=k, mode=mode, filters=Filters(doc_id=doc, issuer=issuer, region=region, year=year))
+    hits = live.index.search(q, k=k, mode=mode, filters=Filters(doc_id=doc, issuer=issuer, region=region, year=year),
+                             rerank=rerank)
     took = (time.perf_counter() - start) * 1000
     body = SearchResponse(
         query=q, mode=mode, k=k, took_ms=round(took, 2),

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Protocol
 
 from embedding.encoder import Encoder
-from index.clause_index import DocumentInfo, Filters, Hit, Mode
+from index.pipeline import SearchPipeline
+from index.types import DocumentInfo, Filters, Hit, Mode
 from ingest.schema import Clause, Document
 from policyqa.settings import Settings
 from storage.segment import DocumentKey
@@ -33,8 +34,10 @@ class SearchIndex(Protocol):
     documents: dict[str, Document]
     manifest: dict
     clauses: ClauseCollection
+    pipeline: SearchPipeline  # how searches rank; its reranker also picks the chat's sentences
 
-    def search(self, query: str, k: int = 10, mode: Mode = "hybrid", filters: Filters | None = None) -> list[Hit]: ...
+    def search(self, query: str, k: int = 10, mode: Mode = "hybrid", filters: Filters | None = None,
+               rerank: bool = True) -> list[Hit]: ...
 
     def get_clause(self, clause_id: str) -> Clause | None: ...
 
@@ -58,8 +61,10 @@ class Backend(Protocol):
     def is_empty(self) -> bool:
         """Nothing there at all: the demo corpus may be ingested into it."""
 
-    def open(self, encoder: Encoder, previous: SearchIndex | None = None) -> SearchIndex:
-        """The live index; `previous` (an older view) lends what has not changed since."""
+    def open(self, encoder: Encoder, previous: SearchIndex | None = None,
+             pipeline: SearchPipeline | None = None) -> SearchIndex:
+        """The live index; `previous` (an older view) lends what has not changed since; `pipeline` ranks its
+        searches (without one: fusion alone, no reranker)."""
 
     def document_keys(self) -> list[DocumentKey]:
         """Id, source and hash of every live document (what the replacement rule needs)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from embedding.encoder import Encoder
 from index.clause_index import ClauseIndex
+from index.pipeline import SearchPipeline
 from storage.segment import DocumentKey
 from storage.store import IndexStore
 from writes.commit import merge_segments, update_index
@@ -22,10 +23,11 @@ class LocalBackend:
     def is_empty(self) -> bool:
         return IndexStore(self.index_dir).is_empty()
 
-    def open(self, encoder: Encoder, previous: ClauseIndex | None = None) -> ClauseIndex:
+    def open(self, encoder: Encoder, previous: ClauseIndex | None = None,
+             pipeline: SearchPipeline | None = None) -> ClauseIndex:
         """Segments never change once written: those of `previous` are reused as they are."""
         opened = {s.name: s for s in previous.segments} if isinstance(previous, ClauseIndex) else {}
-        return ClauseIndex.open(self.index_dir, encoder, opened)
+        return ClauseIndex.open(self.index_dir, encoder, opened, pipeline)
 
     def document_keys(self) -> list[DocumentKey]:
         return IndexStore(self.index_dir).document_keys()

@@ -2,7 +2,7 @@
 
 Both candidate lists (dense and BM25, each as deep as the local backend's) come back from one batched
 request and go through the project's own fusion, near-duplicate collapse and highlights
-(index/clause_index.py: `fused_hits`): server-side RRF would rank differently from the local backend's
+(index/pipeline.py): server-side RRF would rank differently from the local backend's
 weighted fusion, which measured better (bench/retrieval_decisions.py). Filters are resolved to document
 ids against the documents held here, with the local backend's rules (substring issuer and region).
 """
@@ -15,19 +15,8 @@ from qdrant_client import models
 
 from backends.qdrant_store import DENSE, LEXICAL, LIVE_CLAUSES, QdrantBackend, must, point_id, query_terms_vector
 from embedding.encoder import Encoder
-from index.clause_index import (
-    DocumentInfo,
-    Filters,
-    Hit,
-    Mode,
-    SearchOptions,
-    cached_document_info,
-    candidate_depth,
-    checked_query,
-    filtered_documents,
-    fused_hits,
-    query_terms,
-)
+from index.pipeline import SearchPipeline
+from index.types import Candidates, DocumentInfo, Filters, Hit, Mode, cached_document_info, filtered_documents
 from ingest.normalize import normalize_for_matching
 from ingest.schema import Clause, Document
 
@@ -50,9 +39,9 @@ class QdrantIndex:
     """Implements backends/base.py's `SearchIndex` over one collection, as it was when opened."""
 
     def __init__(self, backend: QdrantBackend, collection: str, encoder: Encoder,
-                 options: SearchOptions = SearchOptions()) -> None:
+                 pipeline: SearchPipeline | None = None) -> None:
         self._backend, self._collection, self._encoder = backend, collection, encoder
-        self.options = options
+        self.pipeline = pipeline or SearchPipeline()
         meta = backend.meta(collection) or {}
         self.manifest = {k: v for k, v in meta.items() if k not in ("kind", "pending")}
         live = sorted(backend.live_documents(collection).items())
@@ -92,20 +81,21 @@ class QdrantIndex:
     def document_info(self, doc_id: str) -> DocumentInfo:
         return cached_document_info(self._document_infos, self.documents, doc_id)
 
-    def search(self, query: str, k: int = 10, mode: Mode = "hybrid", filters: Filters | None = None) -> list[Hit]:
-        query = checked_query(query, k, mode)
+    def search(self, query: str, k: int = 10, mode: Mode = "hybrid", filters: Filters | None = None,
+               rerank: bool = True) -> list[Hit]:
+        return self.pipeline.search(self, query, k, mode, filters, rerank)
+
+    def candidates(self, query: str, terms: list[str], depth: int, mode: Mode, filters: Filters | None) -> Candidates:
         allowed = filtered_documents(self.documents.values(), filters)
         if allowed is not None and not allowed:
-            return []
+            return Candidates.none()
         conditions = {**LIVE_CLAUSES, **({"doc_id": [d.doc_id for d in allowed]} if allowed is not None else {})}
-        depth = candidate_depth(k)
-        query_tokens = query_terms(query, self.options)
         requests: dict[str, models.QueryRequest] = {}
         if mode in ("hybrid", "dense"):
             vector = self._encoder.encode_queries([normalize_for_matching(query)])[0]
             requests["dense"] = models.QueryRequest(query=vector.tolist(), using=DENSE, limit=depth,
                                                     filter=must(**conditions), with_payload=True)
-        sparse = query_terms_vector(query_tokens)
+        sparse = query_terms_vector(terms)
         if mode in ("hybrid", "lexical") and sparse.indices:
             requests["lexical"] = models.QueryRequest(query=sparse, using=LEXICAL, limit=depth,
                                                       filter=must(**conditions), with_payload=True)
@@ -118,5 +108,4 @@ class QdrantIndex:
             for rank, point in enumerate(shown, 1):
                 clauses.setdefault(point.id, Clause.model_validate(point.payload["clause"]))
                 ranked[name][point.id] = (rank, float(point.score))
-        return fused_hits(ranked["dense"], ranked["lexical"], mode, self.options, k, query_tokens,
-                          clauses.__getitem__, self.document_info)
+        return Candidates(ranked["dense"], ranked["lexical"], clauses.__getitem__)

@@ -40,8 +40,9 @@ from qdrant_client import QdrantClient, models
 
 from backends.base import BackendError
 from embedding.encoder import Encoder
-from index.clause_index import clause_input
+from index.clause_text import clause_input
 from index.lexical import K1, B
+from index.pipeline import SearchPipeline
 from index.tokenize import tokenize
 from ingest.schema import Clause, Document
 from policyqa.settings import Settings
@@ -189,12 +190,12 @@ class QdrantBackend:
     def is_empty(self) -> bool:
         return self.collection() is None
 
-    def open(self, encoder: Encoder, previous=None):
+    def open(self, encoder: Encoder, previous=None, pipeline: SearchPipeline | None = None):
         from backends.qdrant_index import QdrantIndex
 
         collection = self.collection()
         self._check_model(self.meta(collection), encoder, collection)
-        return QdrantIndex(self, collection, encoder)
+        return QdrantIndex(self, collection, encoder, pipeline)
 
     def document_keys(self) -> list[DocumentKey]:
         collection = self.collection()
@@ -204,7 +205,7 @@ class QdrantBackend:
 
     def merge(self) -> None:
         """Qdrant merges its own segments (its optimizer); nothing to do here."""
-        return None
+        return
 
     def write(self, encoder: Encoder, add_documents: list[Document], add_clauses: list[Clause],
               replace_sources=frozenset(), remove_doc_ids=frozenset(), with_context: bool = True,

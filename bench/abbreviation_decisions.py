@@ -16,13 +16,14 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-import index.clause_index as clause_index
 from embedding.encoder import load_encoder
 from eval.dataset import load_queries, validate_labels
 from eval.harness import run_modes
 from eval.metrics import scores, scores_by_kind
 from eval.runner import local_searcher
-from index.clause_index import ClauseIndex, clause_input
+from index import clause_index
+from index.clause_index import ClauseIndex
+from index.clause_text import clause_input
 from index.tokenize import abbreviation_forms, expand_query, tokenize
 from policyqa.settings import Settings
 

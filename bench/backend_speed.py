@@ -35,7 +35,8 @@ from embedding.encoder import load_encoder
 from eval.dataset import load_queries
 from eval.harness import evaluate_set
 from eval.runner import local_searcher
-from index.clause_index import MODES, ClauseIndex
+from index.clause_index import ClauseIndex
+from index.types import MODES
 from ingest.pipeline import parse_file
 from policyqa.settings import Settings
 from writes.commit import embed_key

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from embedding.encoder import ENCODER_VARIANTS, load_encoder
-from index.clause_index import clause_input
+from index.clause_text import clause_input
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings
 

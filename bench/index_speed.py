@@ -23,7 +23,8 @@ import numpy as np
 from synthetic import NOISE, build_synthetic
 
 from embedding.encoder import load_encoder
-from index.clause_index import ClauseIndex, clause_input
+from index.clause_index import ClauseIndex
+from index.clause_text import clause_input
 from index.dense import APPROXIMATE_FROM, DenseIndex, ivf_lists
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings

@@ -15,7 +15,8 @@ from retrieval_decisions import METRICS, score
 
 from embedding.encoder import load_encoder
 from eval.dataset import load_queries, validate_labels
-from index.clause_index import ClauseIndex, clause_input
+from index.clause_index import ClauseIndex
+from index.clause_text import clause_input
 from index.tokenize import tokenize
 from policyqa.settings import Settings
 
@@ -39,7 +40,7 @@ def main() -> None:
             index = relexed.with_options(expand_queries=expand)
             for name, values in score(index, queries, qrels).items():
                 row = " ".join(f"{values[m]:9.3f}" for m in METRICS)
-                print(f"{'title+headings' if context else 'clause':14} {str(expand):9} {name:22} {row}", flush=True)
+                print(f"{'title+headings' if context else 'clause':14} {expand!s:9} {name:22} {row}", flush=True)
 
 
 if __name__ == "__main__":

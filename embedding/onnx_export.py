@@ -1,4 +1,4 @@
-"""ONNX exports of a sentence-transformers model directory: fp32, and int8 by dynamic quantisation.
+"""ONNX exports of a model directory (a sentence encoder or a reranker): fp32, and int8 by dynamic quantisation.
 
 Made once, next to the weights (`<model>/onnx/`), and reused: encoding through onnxruntime is
 2-4x faster than torch on these CPUs (../shared/MODELS.md). The int8 kernels are chosen from
@@ -7,6 +7,7 @@ the CPU's flags: AVX-512 VNNI where it has them, AVX2 otherwise (ARM64 on aarch6
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -46,11 +47,21 @@ def int8_file(target: str) -> str:
     return f"{ONNX_DIR}/model_qint8_{target}.onnx"
 
 
-def _load_onnx(model_dir: Path, file_name: str | None = None):
-    from sentence_transformers import SentenceTransformer
+def is_cross_encoder(model_dir: Path) -> bool:
+    """A sequence classifier (a reranker) rather than a sentence encoder, by its config."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
 
+
+def _load_onnx(model_dir: Path, file_name: str | None = None):
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    kind = CrossEncoder if is_cross_encoder(model_dir) else SentenceTransformer
     kwargs = {"file_name": file_name} if file_name else {"export": True}
-    return SentenceTransformer(str(model_dir), device="cpu", backend="onnx", model_kwargs=kwargs, local_files_only=True)
+    return kind(str(model_dir), device="cpu", backend="onnx", model_kwargs=kwargs, local_files_only=True)
 
 
 def _move_into_place(built: Path, model_dir: Path, file_name: str) -> None:

@@ -15,10 +15,14 @@ from rich.table import Table
 
 from backends.base import BackendError, open_backend
 from embedding.encoder import load_encoder
-from index.clause_index import MODES, Filters, ModelMismatchError, QueryError
+from embedding.onnx_export import OnnxExportError
+from index.pipeline import SearchPipeline
+from index.types import MODES, Filters, ModelMismatchError, QueryError
 from ingest.errors import IngestError
 from ingest.pipeline import find_files, parse_file
 from policyqa.settings import get_settings
+from rerank.assemble import RerankerBuildError
+from rerank.reranker import RerankerError, load_reranker
 from storage.store import IndexDamagedError, IndexFormatError, IndexMissingError, IndexStore
 from writes.service import LiveIndex, SourceMissingError, UnknownDocumentError
 
@@ -68,6 +72,11 @@ def ingest(
 def _writer(settings, index_dir: Path, encoder=None) -> LiveIndex:
     """The write path the server uses too (writes/service.py), run here in the foreground, merging at once."""
     return LiveIndex.for_settings(settings, encoder or load_encoder(settings), index_dir, background_merges=False)
+
+
+def _searchable(settings, index_dir: Path | None):
+    """The index as searches read it: the configured model and search pipeline (its reranker)."""
+    return open_backend(settings, index_dir).open(load_encoder(settings), pipeline=SearchPipeline.from_settings(settings))
 
 
 def _ingest(settings, index_dir: Path, paths: list[Path], encoder=None) -> None:
@@ -198,14 +207,16 @@ def search(
     issuer: Annotated[str | None, typer.Option(help="only documents whose issuer contains this")] = None,
     region: Annotated[str | None, typer.Option(help="only documents whose region contains this")] = None,
     year: Annotated[int | None, typer.Option(help="only documents dated in this year")] = None,
+    rerank: Annotated[bool, typer.Option(help="reorder the best candidates with the reranker")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
     index_dir: IndexDirOption = None,
 ) -> None:
     """Search the index and print the best clauses with their documents."""
     settings = get_settings()
     try:
-        index = open_backend(settings, index_dir).open(load_encoder(settings))
-        hits = index.search(query, k=k, mode=mode, filters=Filters(doc_id=doc, issuer=issuer, region=region, year=year))
+        index = _searchable(settings, index_dir)
+        hits = index.search(query, k=k, mode=mode, filters=Filters(doc_id=doc, issuer=issuer, region=region, year=year),
+                            rerank=rerank)
     except QueryError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -224,7 +235,8 @@ def search(
         for term in hit.matched_terms:
             text = text.replace(term, f"[yellow]{term}[/yellow]")
         out.print(f"   {text}")
-        ranks = f"dense #{hit.dense_rank or '-'} lexical #{hit.lexical_rank or '-'}"
+        ranks = f"dense #{hit.dense_rank or '-'} lexical #{hit.lexical_rank or '-'}" + (
+            f" reranker {hit.rerank_score:.3f}" if hit.rerank_score is not None else "")
         also = f"  also in: {', '.join(a.title for a in hit.also_in)}" if hit.also_in else ""
         out.print(f"   [dim]score {hit.score:.4f} ({ranks}){also}[/dim]\n")
 
@@ -325,6 +337,10 @@ def model_build() -> None:
     encoder = load_encoder(settings)
     err.print(f"model {encoder.model_id} ready ({settings.encoder}, {encoder.dim} dimensions) "
               f"in {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    reranker = load_reranker(settings)
+    err.print(f"reranker {reranker.name} ready ({settings.reranker_variant}) in {time.perf_counter() - start:.1f} s"
+              if reranker else "no reranker (POLICYQA_RERANKER=none)")
 
 
 @app.command("eval")
@@ -360,7 +376,7 @@ def evaluate(
         search, chat, clauses, base = http_searcher(url), http_chat(url), _server_clauses(url), None
     else:
         encoder = load_encoder(settings)
-        index = open_backend(settings, index_dir).open(encoder)
+        index = open_backend(settings, index_dir).open(encoder, pipeline=SearchPipeline.from_settings(settings))
         search, chat, clauses = local_searcher(index), local_chat(index), index.clauses
         base = baseline_searcher(list(index.documents.values()), encoder, settings.models_dir.parent / "eval-cache") if baseline else None
     query_set, queries = _matching_set(query_set, clauses)
@@ -456,6 +472,7 @@ def main() -> None:
             name = "POLICYQA_" + "_".join(str(part) for part in error["loc"]).upper()
             err.print(f"[red]invalid setting {name}={error.get('input')!r}: {error['msg']}[/red]")
         raise SystemExit(2) from None
-    except (IndexMissingError, IndexDamagedError, IndexFormatError, ModelMismatchError, BackendError) as exc:  # any command: one line, no traceback
+    except (IndexMissingError, IndexDamagedError, IndexFormatError, ModelMismatchError, BackendError, RerankerError,
+            RerankerBuildError, OnnxExportError) as exc:  # any command: one line, no traceback
         err.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise SystemExit(2) from None

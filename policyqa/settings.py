@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     # Embed title + heading path with the clause: hybrid Recall@5 0.982 vs 0.964 without
     # (MRR@10 0.940 vs 0.946) on eval/sets/demo.jsonl, bench/retrieval_decisions.py.
     embedding_context: bool = True
+    # The reranker that reorders the best fused candidates and picks the answering sentences: "default" (ours,
+    # data/reranker/, assembled at first use), "none", or a local folder with a sequence-classification
+    # reranker (e.g. bge-reranker-v2-m3). Run through onnxruntime, int8 unless "onnx" is asked for.
+    reranker: str = "default"
+    reranker_variant: Literal["onnx", "onnx-int8"] = "onnx-int8"
+    # How many fused candidates the reranker reorders (the rest follow in fused order).
+    rerank_depth: int = 20
     demo_corpus: Path = Path("data/demo")
     # The largest file read, from disk (`policyqa ingest`) or uploaded (413 above it, counted while reading).
     max_file_bytes: int = 10 * 1024 * 1024

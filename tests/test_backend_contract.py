@@ -21,7 +21,7 @@ from backends.qdrant_store import QdrantError
 from eval.dataset import load_queries
 from eval.harness import evaluate_set
 from eval.runner import local_searcher
-from index.clause_index import Filters
+from index.types import Filters
 from ingest.pipeline import parse_file
 from policyqa.settings import Settings
 from tests.conftest import HANG_S, LAWS, REPO

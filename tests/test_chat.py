@@ -21,7 +21,7 @@ from openai import OpenAI
 from answer.extractive import MAX_QUOTE_CHARS, Message, compose_answer, resolve_question, split_sentences
 from answer.llm import LLMEndpoint, keep_valid_citations, llm_answer
 from api.app import create_app
-from index.clause_index import QueryError
+from index.types import QueryError
 from tests.conftest import HANG_S, serving
 
 CLASS_SIZE_ID = "002_d6057a83cdbdb456#二.(三).2~2"

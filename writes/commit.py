@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from embedding.encoder import Encoder
-from index.clause_index import ModelMismatchError, clause_input
+from index.clause_text import clause_input
 from index.lexical import LexicalSegment
 from index.tokenize import tokenize
+from index.types import ModelMismatchError
 from ingest.schema import Clause, Document
 from storage.pending import clear_pending, load_pending, save_pending
 from storage.segment import Segment, SegmentContent, merged_content, read_doc_keys, read_doc_rows, write_segment

@@ -28,6 +28,7 @@ from typing import Any
 
 from backends.base import Backend, SearchIndex, open_backend
 from embedding.encoder import Encoder
+from index.pipeline import SearchPipeline
 from ingest.pipeline import IngestResult, ingest_files, make_doc_id
 from ingest.readers import SUPPORTED_SUFFIXES
 from ingest.schema import Document, SkippedFile
@@ -136,8 +137,10 @@ def unsupported_type(filename: str) -> SkippedFile | None:
 class LiveIndex:
     def __init__(self, backend: Backend, encoder: Encoder, upload_dir: Path, overrides: Overrides,
                  with_context: bool = True, max_file_bytes: int | None = None, max_queued_writes: int = 16,
-                 background_merges: bool = True, jobs_journal: Path | None = None) -> None:
+                 background_merges: bool = True, jobs_journal: Path | None = None,
+                 pipeline: SearchPipeline | None = None) -> None:
         self.backend = backend
+        self.pipeline = pipeline
         self.overrides = overrides
         self.upload_dir = Path(upload_dir)
         self._encoder = encoder
@@ -153,15 +156,17 @@ class LiveIndex:
 
     @classmethod
     def for_settings(cls, settings: Settings, encoder: Encoder, index_dir: Path | None = None,
-                     background_merges: bool = True, server: bool = False) -> LiveIndex:
+                     background_merges: bool = True, server: bool = False,
+                     pipeline: SearchPipeline | None = None) -> LiveIndex:
         """The write service over the configured backend (`index_dir` overrides the settings' folder); a
-        `server` keeps its jobs in a journal (`<upload_dir>/.jobs.json`) to report them after a restart."""
+        `server` keeps its jobs in a journal (`<upload_dir>/.jobs.json`) to report them after a restart;
+        `pipeline` ranks its searches (without one: fusion alone, as a write needs)."""
         folder = Path(index_dir or settings.index_dir)
         return cls(open_backend(settings, folder), encoder, upload_dir=settings.upload_dir,
                    overrides=Overrides(folder / OVERRIDES_FILE), with_context=settings.embedding_context,
                    max_file_bytes=settings.max_file_bytes, max_queued_writes=settings.max_queued_writes,
                    background_merges=background_merges,
-                   jobs_journal=settings.upload_dir / JOBS_JOURNAL if server else None)
+                   jobs_journal=settings.upload_dir / JOBS_JOURNAL if server else None, pipeline=pipeline)
 
     def warm_up(self) -> None:
         """Open the index and search once before serving: it loads jieba's dictionary and runs the model once,
@@ -175,11 +180,11 @@ class LiveIndex:
         if current is None:
             if not self._exists:
                 raise IndexMissingError(self.backend.where)
-            current = self._current = self.backend.open(self._encoder)
+            current = self._current = self.backend.open(self._encoder, pipeline=self.pipeline)
         return current
 
     def _reopen(self) -> None:
-        self._current = self.backend.open(self._encoder, self._current)
+        self._current = self.backend.open(self._encoder, self._current, self.pipeline)
         self._exists = True
 
     def _commit(self, on_embedded: Callable[[int, int], None] | None = None, **changes) -> str:

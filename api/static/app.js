@@ -69,6 +69,7 @@ function searchParams() {
   if ($("#filter-doc").value) params.set("doc", $("#filter-doc").value);
   if ($("#filter-issuer").value.trim()) params.set("issuer", $("#filter-issuer").value.trim());
   if ($("#filter-year").value) params.set("year", $("#filter-year").value);
+  if (!$("#rerank").checked) params.set("rerank", "false");
   return params;
 }
 
@@ -117,7 +118,8 @@ function renderResult(result) {
     also.textContent = `同一条款也见于：${result.also_in.map((a) => a.title).join("；")}`;
   }
   item.querySelector(".scores").textContent =
-    `得分 ${result.score.toFixed(3)}（语义 ${formatScore(result.scores.dense, 3)}，关键词 ${formatScore(result.scores.lexical, 2)}）`;
+    (result.scores.rerank == null ? "" : `相关度 ${result.scores.rerank.toFixed(3)} · `) +
+    `融合得分 ${result.score.toFixed(3)}（语义 ${formatScore(result.scores.dense, 3)}，关键词 ${formatScore(result.scores.lexical, 2)}）`;
   item.querySelector(".expand-context").addEventListener("click", (event) =>
     toggleContext(item, result.clause_id, event.currentTarget));
   item.querySelector(".open-document").addEventListener("click", () =>
@@ -320,6 +322,7 @@ function restoreFromUrl() {
   }
   const mode = document.querySelector(`input[name=mode][value="${params.get("mode")}"]`);
   if (mode) mode.checked = true;
+  $("#rerank").checked = params.get("rerank") !== "false";
   return true;
 }
 
@@ -328,7 +331,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     event.preventDefault();
     runSearch();
   });
-  for (const control of document.querySelectorAll("input[name=mode], #filter-doc, #k")) {
+  for (const control of document.querySelectorAll("input[name=mode], #filter-doc, #k, #rerank")) {
     control.addEventListener("change", () => $("#q").value.trim() && runSearch());
   }
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showPanel(tab));

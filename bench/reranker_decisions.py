@@ -1,0 +1,125 @@
+"""The reranker by measurement: before/after, rerank depth, and the refusal threshold, on eval/sets/answers.jsonl.
+
+    python bench/reranker_decisions.py --index-dir data/eval-index-full --split dev      # decide
+    python bench/reranker_decisions.py --index-dir data/eval-index-full --split heldout  # report, once decided
+
+The index holds the realistic corpus (demo + all laws + messy: `policyqa ingest data/demo ../shared/corpus/laws
+../shared/corpus/messy --index-dir data/eval-index-full`). Every variant runs in the same process on one open
+index: `before` is fusion alone with the term-overlap sentence picker (POLICYQA_RERANKER=none), the others
+rerank the best N fused candidates and pick sentences with the reranker. For each: retrieval (hybrid, k=10:
+Recall@1, Recall@5, MRR@10) and the chat's answers (correct, wrong-but-cited, refused although answerable,
+unanswerable refused), overall, by kind, and apart for questions about documents outside TRAIN_DOCS.txt.
+The answers are asked with no threshold and each reply's relevance kept, so the refusal threshold is swept
+afterwards over the same replies (`--split dev` prints the sweep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from answer.extractive import ANSWER_MIN_RELEVANCE, Message, compose_answer
+from backends.base import open_backend
+from embedding.encoder import load_encoder
+from eval.answers import AnswerOutcome, ChatReply, evaluate_answers, judge, rates
+from eval.dataset import load_queries
+from eval.harness import run_modes
+from eval.metrics import scores, scores_by_kind
+from eval.runner import local_searcher
+from index.pipeline import SearchOptions, SearchPipeline
+from policyqa.settings import Settings
+from rerank.reranker import load_reranker
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN_DOCS = REPO.parent / "shared" / "corpus" / "TRAIN_DOCS.txt"
+RETRIEVAL = ["recall@1", "recall@5", "mrr@10"]
+DEPTHS = (10, 20, 30)
+THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 19)]
+
+
+def in_train_docs(source: str | None) -> bool:
+    listed = {line.strip() for line in TRAIN_DOCS.read_text(encoding="utf-8").splitlines()
+              if line.strip() and not line.startswith("#")}
+    return bool(source) and source in listed
+
+
+def measuring_chat(index, relevance: dict[str, float | None]):
+    """The chat with no refusal threshold; each reply's relevance kept (by question) for the sweep."""
+    def chat(messages: list[Message]) -> ChatReply:
+        start = time.perf_counter()
+        answer = compose_answer(index, messages, min_relevance=0.0)
+        relevance[messages[-1].content] = answer.relevance
+        quotes = [q for source in answer.sources for q in source.quotes]
+        return ChatReply(text=answer.text, quotes=quotes, seconds=time.perf_counter() - start)
+    return chat
+
+
+def with_threshold(outcomes: list[AnswerOutcome], relevance: dict[str, float | None], threshold: float):
+    """The verdicts had every reply below `threshold` been a refusal."""
+    refused = ChatReply(text="", quotes=[])
+    return [AnswerOutcome(o.query, o.reply, judge(o.query, refused))
+            if (relevance.get(o.query.query) or 0.0) < threshold else o for o in outcomes]
+
+
+def measure(name: str, index, queries, threshold: float | None) -> dict:
+    outcomes = run_modes(queries, local_searcher(index), ["hybrid"], 10)["hybrid"]
+    relevance: dict[str, float | None] = {}
+    answers = evaluate_answers(name, queries, measuring_chat(index, relevance)).outcomes
+    if threshold is not None:
+        answers = with_threshold(answers, relevance, threshold)
+    groups = {"all": lambda q: True, "outside TRAIN_DOCS": lambda q: not in_train_docs(q.source),
+              "in TRAIN_DOCS (held out of training)": lambda q: in_train_docs(q.source)}
+    result = {"variant": name, "groups": {}}
+    for group, keep in groups.items():
+        searched = [o for o in outcomes if keep(o.query)]
+        answered = [o for o in answers if keep(o.query)]
+        if not searched:
+            continue
+        result["groups"][group] = {"retrieval": {m: round(v, 3) for m, v in scores(searched).items() if m in RETRIEVAL},
+                                   "answers": {k: round(v, 3) for k, v in rates(answered).items()}}
+    kinds: dict[str, Counter] = defaultdict(Counter)
+    for outcome in answers:
+        kinds[outcome.query.kind][outcome.verdict] += 1
+    result["answers_by_kind"] = {k: dict(v) for k, v in sorted(kinds.items())}
+    result["retrieval_by_kind"] = {k: {m: round(v[m], 3) for m in RETRIEVAL} | {"queries": v["queries"]}
+                                   for k, v in scores_by_kind(outcomes).items()}
+    result["sweep"] = {t: rates(with_threshold(answers, relevance, t)) for t in THRESHOLDS} if threshold is None else {}
+    result["search_ms_p50"] = round(sorted(o.seconds for o in outcomes)[len(outcomes) // 2] * 1000, 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index-dir", type=Path, default=REPO / "data" / "eval-index-full")
+    parser.add_argument("--split", choices=["dev", "heldout"], default="dev")
+    parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    settings = Settings(models_dir=REPO / "data" / "models")
+    encoder, reranker = load_encoder(settings), load_reranker(settings)
+    backend = open_backend(settings, args.index_dir)
+    before = backend.open(encoder)
+    queries = [q for q in load_queries(REPO / "eval" / "sets" / "answers.jsonl") if q.split == args.split]
+    print(f"{len(queries)} questions of the {args.split} split; {len(before.clauses)} clauses; reranker {reranker.name}")
+    # dev: no threshold, swept afterwards; held-out: the calibrated one.
+    threshold = ANSWER_MIN_RELEVANCE if args.split == "heldout" else None
+    results = [measure("before", before, queries, None)]
+    for depth in args.depths:
+        view = backend.open(encoder, before, SearchPipeline(SearchOptions(rerank_depth=depth), reranker))
+        results.append(measure(f"rerank {depth}", view, queries, threshold))
+    for result in results:
+        print(f"\n== {result['variant']} (search p50 {result['search_ms_p50']} ms)")
+        for group, values in result["groups"].items():
+            print(f"  {group:38} {values['retrieval']}  {values['answers']}")
+        for threshold_value, values in result["sweep"].items():
+            print(f"  threshold {threshold_value:.2f}: correct {values['correct']:.3f} wrong {values['wrong_cited']:.3f} "
+                  f"refused {values['refused_answerable']:.3f} unanswerable refused {values['unanswerable_refused']:.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Rerankers: a cross-encoder reads a question with one passage and says how well the passage answers it.
+
+The default is our own (data/reranker/, trained by training/train.py, assembled by rerank/assemble.py);
+`POLICYQA_RERANKER` may name a local folder with another sequence-classification reranker instead (e.g.
+bge-reranker-v2-m3), or `none`. Either runs exported to ONNX (int8 by default) through onnxruntime and
+`tokenizers` alone: no torch in a server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from embedding.encoder import DEFAULT_MODEL, concurrent_session_options, resolve_model
+from embedding.onnx_export import ensure_onnx, is_cross_encoder
+from policyqa.settings import Settings
+from rerank.assemble import MANIFEST_FILE, build_default_reranker
+
+DEFAULT_RERANKER = "default"
+DEFAULT_RERANKER_DIRNAME = "policyqa-reranker"
+MAX_TOKENS = 512  # for a reranker whose manifest does not say what it was trained on
+BATCH = 16
+
+
+class RerankerError(RuntimeError):
+    """The configured reranker cannot be loaded (missing folder, not a reranker, failed export)."""
+
+
+class Reranker(Protocol):
+    name: str
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        """Relevance of each passage to the query, in [0, 1]."""
+
+
+class OnnxReranker:
+    """A sequence classifier exported to ONNX; its one logit through a sigmoid is the relevance."""
+
+    def __init__(self, model_dir: Path, file_name: str, session_options=None) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.name = model_dir.name
+        manifest = model_dir / MANIFEST_FILE
+        trained = json.loads(manifest.read_text(encoding="utf-8"))["settings"] if manifest.is_file() else {}
+        self.max_tokens = int(trained.get("max_tokens", MAX_TOKENS))
+        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tokenizer.enable_truncation(self.max_tokens, strategy="only_second")
+        config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+        pad_token = config.get("pad_token", "<pad>")
+        pad_id = self._tokenizer.token_to_id(pad_token)
+        self._tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
+        self._session = onnxruntime.InferenceSession(str(model_dir / file_name), sess_options=session_options,
+                                                     providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    def _logits(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(pairs)
+        feeds = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        return self._session.run(None, feeds)[0][:, 0]
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        """Passages of like length are batched together (shortest first): padding costs little."""
+        if not passages:
+            return np.empty(0, dtype=np.float32)
+        order = np.argsort([len(p) for p in passages], kind="stable")
+        logits = np.concatenate([self._logits([(query, passages[i]) for i in order[start:start + BATCH]])
+                                 for start in range(0, len(order), BATCH)])
+        scores = np.empty(len(passages), dtype=np.float32)
+        scores[order] = 1 / (1 + np.exp(-logits))
+        return scores
+
+
+def reranker_dir(settings: Settings) -> Path | None:
+    """The configured reranker's model directory (assembled first for the default), or None when it is off."""
+    if settings.reranker == "none":
+        return None
+    if settings.reranker == DEFAULT_RERANKER:
+        base, _ = resolve_model(DEFAULT_MODEL, settings.models_dir)
+        return build_default_reranker(settings.models_dir / DEFAULT_RERANKER_DIRNAME, Path(base))
+    folder = Path(settings.reranker).expanduser()
+    if not folder.is_dir():
+        raise RerankerError(f"POLICYQA_RERANKER is {settings.reranker!r}: not a folder, nor 'default' or 'none'")
+    if not is_cross_encoder(folder):
+        raise RerankerError(f"{folder} is not a reranker: its config.json names no *ForSequenceClassification "
+                            "architecture (e.g. bge-reranker-v2-m3 names XLMRobertaForSequenceClassification)")
+    return folder.resolve()
+
+
+def load_reranker(settings: Settings, concurrent: bool = False) -> Reranker | None:
+    """The configured reranker, exported to ONNX on first use; `concurrent` for a server (no spinning threads)."""
+    folder = reranker_dir(settings)
+    if folder is None:
+        return None
+    file_name = ensure_onnx(folder, settings.reranker_variant)
+    return OnnxReranker(folder, file_name, concurrent_session_options() if concurrent else None)
