@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # What `make clean` removes; the server itself reads POLICYQA_INDEX_DIR (default data/index).
 INDEX  ?= data/index
 
-.PHONY: install doc-tools browser serve test bench clean
+.PHONY: install doc-tools browser serve test bench reranker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ test: install browser
 
 bench: install
 	$(BIN)/python bench/parse_speed.py
+
+# Retrains the shipped reranker (data/reranker/) from the training questions: builds the index of the training
+# documents (~25 min the first time), mines the pairs, trains one epoch (~55 min on 2 cores; stops at 60).
+# Never run by CI.
+reranker: install
+	$(BIN)/python -m training.mine
+	$(BIN)/python -m training.train --out data/reranker --minutes 60
 
 clean:
 	rm -rf $(VENV) $(INDEX)

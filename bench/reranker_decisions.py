@@ -78,15 +78,16 @@ def measure(name: str, index, queries, threshold: float | None) -> dict:
         answered = [o for o in answers if keep(o.query)]
         if not searched:
             continue
-        result["groups"][group] = {"retrieval": {m: round(v, 3) for m, v in scores(searched).items() if m in RETRIEVAL},
+        result["groups"][group] = {"retrieval": {m: round(float(v), 3) for m, v in scores(searched).items() if m in RETRIEVAL},
                                    "answers": {k: round(v, 3) for k, v in rates(answered).items()}}
     kinds: dict[str, Counter] = defaultdict(Counter)
     for outcome in answers:
         kinds[outcome.query.kind][outcome.verdict] += 1
     result["answers_by_kind"] = {k: dict(v) for k, v in sorted(kinds.items())}
-    result["retrieval_by_kind"] = {k: {m: round(v[m], 3) for m in RETRIEVAL} | {"queries": v["queries"]}
+    result["retrieval_by_kind"] = {k: {m: round(float(v[m]), 3) for m in RETRIEVAL} | {"queries": v["queries"]}
                                    for k, v in scores_by_kind(outcomes).items()}
-    result["sweep"] = {t: rates(with_threshold(answers, relevance, t)) for t in THRESHOLDS} if threshold is None else {}
+    swept = threshold is None and index.pipeline.reranker is not None
+    result["sweep"] = {t: rates(with_threshold(answers, relevance, t)) for t in THRESHOLDS} if swept else {}
     result["search_ms_p50"] = round(sorted(o.seconds for o in outcomes)[len(outcomes) // 2] * 1000, 1)
     return result
 

@@ -189,6 +189,11 @@ class SentenceTransformerEncoder:
                 self._query_cache.popitem(last=False)
         return np.stack([known[t] for t in texts])
 
+    def clear_query_cache(self) -> None:
+        """Forget the cached query vectors (a benchmark timing the encoding of every query)."""
+        with self._cache_lock:
+            self._query_cache.clear()
+
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         """sentence-transformers batches the texts by length itself, so padding stays small."""
         if not texts:

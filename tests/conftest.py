@@ -61,7 +61,7 @@ SEEDS = {
 # Tiers (`pytest -m "not model and not server and not browser"` is the fast part). A test is marked by the fixtures
 # it uses, so a new test lands in the right tier by itself; one that starts a process of its own says so itself.
 TIER_FIXTURES = {
-    "model": {"encoder"},
+    "model": {"encoder", "search_pipeline"},
     "server": {"live_server", "gated_server", "keyed_server", "messy_server", "stub_llm", "server_port"},
     "browser": {"page", "browser"},
 }
@@ -118,6 +118,15 @@ def encoder():
 
 
 @pytest.fixture(scope="session")
+def search_pipeline():
+    """The configured search pipeline with the real reranker (assembled and exported once into data/models)."""
+    from index.pipeline import SearchPipeline
+    from policyqa.settings import Settings
+
+    return SearchPipeline.from_settings(Settings(models_dir=REPO / "data" / "models"), concurrent=True)
+
+
+@pytest.fixture(scope="session")
 def demo_index_dir(tmp_path_factory, encoder):
     from ingest.pipeline import find_files, ingest_files
     from writes.commit import update_index
@@ -129,10 +138,10 @@ def demo_index_dir(tmp_path_factory, encoder):
 
 
 @pytest.fixture(scope="session")
-def demo_index(demo_index_dir, encoder):
+def demo_index(demo_index_dir, encoder, search_pipeline):
     from index.clause_index import ClauseIndex
 
-    return ClauseIndex.open(demo_index_dir, encoder)
+    return ClauseIndex.open(demo_index_dir, encoder, pipeline=search_pipeline)
 
 
 @pytest.fixture(scope="session")
@@ -150,10 +159,10 @@ def eval_index_dir(tmp_path_factory, encoder):
 
 
 @pytest.fixture(scope="session")
-def eval_index(eval_index_dir, encoder):
+def eval_index(eval_index_dir, encoder, search_pipeline):
     from index.clause_index import ClauseIndex
 
-    return ClauseIndex.open(eval_index_dir, encoder)
+    return ClauseIndex.open(eval_index_dir, encoder, pipeline=search_pipeline)
 
 
 @pytest.fixture(scope="session")
@@ -169,12 +178,12 @@ def api_settings(tmp_path_factory, demo_index_dir):
 
 
 @pytest.fixture(scope="session")
-def api_client(api_settings, encoder):
+def api_client(api_settings, encoder, search_pipeline):
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
-    with TestClient(create_app(api_settings, encoder)) as client:
+    with TestClient(create_app(api_settings, encoder, search_pipeline)) as client:
         yield client
 
 
@@ -237,7 +246,7 @@ def serving(app):
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory, demo_index_dir, encoder):
+def live_server(tmp_path_factory, demo_index_dir, encoder, search_pipeline):
     """A real server over its own copy of the demo index."""
     import shutil
 
@@ -247,7 +256,7 @@ def live_server(tmp_path_factory, demo_index_dir, encoder):
     root = tmp_path_factory.mktemp("live")
     shutil.copytree(demo_index_dir, root / "index")
     settings = Settings(index_dir=root / "index", upload_dir=root / "uploads", models_dir=REPO / "data" / "models")
-    with serving(create_app(settings, encoder)) as address:
+    with serving(create_app(settings, encoder, search_pipeline)) as address:
         yield address
 
 
@@ -273,7 +282,7 @@ GATED_MAX_QUEUED = 8
 
 
 @pytest.fixture
-def gated_server(request, tmp_path, demo_index_dir, encoder):
+def gated_server(request, tmp_path, demo_index_dir, encoder, search_pipeline):
     """A real server over a copy of the demo index whose writes wait at a gate inside their embedding step.
 
     `?wait=true` waits for the job as long as the default server does; a test of the server giving up on a wait
@@ -287,6 +296,6 @@ def gated_server(request, tmp_path, demo_index_dir, encoder):
     gated = GatedEncoder(encoder)
     settings = Settings(index_dir=tmp_path / "index", upload_dir=tmp_path / "uploads", models_dir=REPO / "data" / "models",
                         max_queued_writes=GATED_MAX_QUEUED, **getattr(request, "param", {}))
-    with serving(create_app(settings, gated)) as address:
+    with serving(create_app(settings, gated, search_pipeline)) as address:
         yield address, gated
         gated.gate.set()

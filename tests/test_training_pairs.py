@@ -6,7 +6,8 @@ import pytest
 
 from ingest.normalize import compact
 from tests.conftest import REPO, SHARED_CORPUS
-from training.mine import mine, passage_text, split_of
+from index.clause_text import passage_text
+from training.mine import mine, split_of
 from training.questions import CORPUS, load
 
 BATCH = REPO / "data" / "train" / "batches" / "b02.jsonl"
