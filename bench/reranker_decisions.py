@@ -32,18 +32,12 @@ from eval.runner import local_searcher
 from index.pipeline import SearchOptions, SearchPipeline
 from policyqa.settings import Settings
 from rerank.reranker import load_reranker
+from training.questions import listed_documents
 
 REPO = Path(__file__).resolve().parent.parent
-TRAIN_DOCS = REPO.parent / "shared" / "corpus" / "TRAIN_DOCS.txt"
 RETRIEVAL = ["recall@1", "recall@5", "mrr@10"]
 DEPTHS = (10, 20, 30)
 THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 19)]
-
-
-def in_train_docs(source: str | None) -> bool:
-    listed = {line.strip() for line in TRAIN_DOCS.read_text(encoding="utf-8").splitlines()
-              if line.strip() and not line.startswith("#")}
-    return bool(source) and source in listed
 
 
 def measuring_chat(index, relevance: dict[str, float | None]):
@@ -70,8 +64,9 @@ def measure(name: str, index, queries, threshold: float | None) -> dict:
     answers = evaluate_answers(name, queries, measuring_chat(index, relevance)).outcomes
     if threshold is not None:
         answers = with_threshold(answers, relevance, threshold)
-    groups = {"all": lambda q: True, "outside TRAIN_DOCS": lambda q: not in_train_docs(q.source),
-              "in TRAIN_DOCS (held out of training)": lambda q: in_train_docs(q.source)}
+    listed = listed_documents()  # read once, not per question
+    groups = {"all": lambda q: True, "outside TRAIN_DOCS": lambda q: q.source not in listed,
+              "in TRAIN_DOCS (held out of training)": lambda q: q.source in listed}
     result = {"variant": name, "groups": {}}
     for group, keep in groups.items():
         searched = [o for o in outcomes if keep(o.query)]

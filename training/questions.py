@@ -45,10 +45,15 @@ class CheckReport:
     documents: Counter = field(default_factory=Counter)
 
 
+def listed_documents(corpus: Path = CORPUS) -> set[str]:
+    """The documents TRAIN_DOCS.txt lists (paths relative to the corpus)."""
+    return {line.strip() for line in (corpus / "TRAIN_DOCS.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")}
+
+
 def allowed_sources(corpus: Path = CORPUS) -> set[str]:
     """TRAIN_DOCS.txt and messy/, less every document an eval set asks about (those stay unseen)."""
-    listed = {line.strip() for line in (corpus / "TRAIN_DOCS.txt").read_text(encoding="utf-8").splitlines()
-              if line.strip() and not line.startswith("#")}
+    listed = listed_documents(corpus)
     messy = {f"messy/{p.name}" for p in (corpus / "messy").iterdir() if p.name != "SOURCES.md"}
     return {s for s in listed | messy if Path(s).stem not in evaluated_documents()}
 
