@@ -47,7 +47,7 @@ bench: install
 # Never run by CI.
 reranker: install
 	$(BIN)/python -m training.mine
-	$(BIN)/python -m training.train --out data/reranker --minutes 60
+	$(BIN)/python -m training.train --out data/reranker --minutes 90
 
 clean:
 	rm -rf $(VENV) $(INDEX)

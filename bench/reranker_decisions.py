@@ -1,4 +1,5 @@
-"""The reranker by measurement: before/after, rerank depth, and the refusal threshold, on eval/sets/answers.jsonl.
+"""The reranker by measurement: before/after, rerank depth and weight, and the refusal threshold, on
+eval/sets/answers.jsonl.
 
     python bench/reranker_decisions.py --index-dir data/eval-index-full --split dev      # decide
     python bench/reranker_decisions.py --index-dir data/eval-index-full --split heldout  # report, once decided
@@ -6,7 +7,9 @@
 The index holds the realistic corpus (demo + all laws + messy: `policyqa ingest data/demo ../shared/corpus/laws
 ../shared/corpus/messy --index-dir data/eval-index-full`). Every variant runs in the same process on one open
 index: `before` is fusion alone with the term-overlap sentence picker (POLICYQA_RERANKER=none), the others
-rerank the best N fused candidates and pick sentences with the reranker. For each: retrieval (hybrid, k=10:
+rerank the best N fused candidates (by the reranker's share W of the score, the fused score the rest) and pick
+sentences with the reranker. The reranker's scores are kept per (question, passage), so each variant costs
+only what is new. For each: retrieval (hybrid, k=10:
 Recall@1, Recall@5, MRR@10) and the chat's answers (correct, wrong-but-cited, refused although answerable,
 unanswerable refused), overall, by kind, and apart for questions about documents outside TRAIN_DOCS.txt.
 The answers are asked with no threshold and each reply's relevance kept, so the refusal threshold is swept
@@ -20,6 +23,8 @@ import json
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+
+import numpy as np
 
 from answer.extractive import ANSWER_MIN_RELEVANCE, Message, compose_answer
 from backends.base import open_backend
@@ -37,7 +42,21 @@ from training.questions import listed_documents
 REPO = Path(__file__).resolve().parent.parent
 RETRIEVAL = ["recall@1", "recall@5", "mrr@10"]
 DEPTHS = (10, 20, 30)
+WEIGHTS = (1.0,)
 THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 19)]
+
+
+class RememberingReranker:
+    """The reranker, each (question, passage) scored once for every variant of the run."""
+
+    def __init__(self, reranker) -> None:
+        self.name, self._reranker, self._known = reranker.name, reranker, {}
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        new = [p for p in dict.fromkeys(passages) if (query, p) not in self._known]
+        if new:
+            self._known.update(zip(((query, p) for p in new), self._reranker.score(query, new).tolist(), strict=True))
+        return np.array([self._known[(query, p)] for p in passages], dtype=np.float32)
 
 
 def measuring_chat(index, relevance: dict[str, float | None]):
@@ -62,6 +81,7 @@ def measure(name: str, index, queries, threshold: float | None) -> dict:
     outcomes = run_modes(queries, local_searcher(index), ["hybrid"], 10)["hybrid"]
     relevance: dict[str, float | None] = {}
     answers = evaluate_answers(name, queries, measuring_chat(index, relevance)).outcomes
+    unthresholded = {k: round(v, 3) for k, v in rates(answers).items()}
     if threshold is not None:
         answers = with_threshold(answers, relevance, threshold)
     listed = listed_documents()  # read once, not per question
@@ -81,9 +101,9 @@ def measure(name: str, index, queries, threshold: float | None) -> dict:
     result["answers_by_kind"] = {k: dict(v) for k, v in sorted(kinds.items())}
     result["retrieval_by_kind"] = {k: {m: round(float(v[m]), 3) for m in RETRIEVAL} | {"queries": v["queries"]}
                                    for k, v in scores_by_kind(outcomes).items()}
+    result["answers_without_threshold"] = unthresholded if threshold is not None else None
     swept = threshold is None and index.pipeline.reranker is not None
     result["sweep"] = {t: rates(with_threshold(answers, relevance, t)) for t in THRESHOLDS} if swept else {}
-    result["search_ms_p50"] = round(sorted(o.seconds for o in outcomes)[len(outcomes) // 2] * 1000, 1)
     return result
 
 
@@ -92,10 +112,11 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path, default=REPO / "data" / "eval-index-full")
     parser.add_argument("--split", choices=["dev", "heldout"], default="dev")
     parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS))
+    parser.add_argument("--weights", type=float, nargs="*", default=list(WEIGHTS))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     settings = Settings(models_dir=REPO / "data" / "models")
-    encoder, reranker = load_encoder(settings), load_reranker(settings)
+    encoder, reranker = load_encoder(settings), RememberingReranker(load_reranker(settings))
     backend = open_backend(settings, args.index_dir)
     before = backend.open(encoder)
     queries = [q for q in load_queries(REPO / "eval" / "sets" / "answers.jsonl") if q.split == args.split]
@@ -104,12 +125,16 @@ def main() -> None:
     threshold = ANSWER_MIN_RELEVANCE if args.split == "heldout" else None
     results = [measure("before", before, queries, None)]
     for depth in args.depths:
-        view = backend.open(encoder, before, SearchPipeline(SearchOptions(rerank_depth=depth), reranker))
-        results.append(measure(f"rerank {depth}", view, queries, threshold))
+        for weight in args.weights:
+            pipeline = SearchPipeline(SearchOptions(rerank_depth=depth, rerank_weight=weight), reranker)
+            view = backend.open(encoder, before, pipeline)
+            results.append(measure(f"rerank {depth} weight {weight}", view, queries, threshold))
     for result in results:
-        print(f"\n== {result['variant']} (search p50 {result['search_ms_p50']} ms)")
+        print(f"\n== {result['variant']}")
         for group, values in result["groups"].items():
             print(f"  {group:38} {values['retrieval']}  {values['answers']}")
+        if result["answers_without_threshold"]:
+            print(f"  {'all, no refusal threshold':38} {result['answers_without_threshold']}")
         for threshold_value, values in result["sweep"].items():
             print(f"  threshold {threshold_value:.2f}: correct {values['correct']:.3f} wrong {values['wrong_cited']:.3f} "
                   f"refused {values['refused_answerable']:.3f} unanswerable refused {values['unanswerable_refused']:.3f}")

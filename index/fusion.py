@@ -24,9 +24,8 @@ def min_max(scores: dict[int, float]) -> dict[int, float]:
     return {row: (s - low) / (high - low) for row, s in scores.items()}
 
 
-def weighted_sum(dense: dict[int, float], lexical: dict[int, float], dense_weight: float) -> dict[int, float]:
-    """Convex combination of min-max normalised scores; a row missing from one list scores 0 there."""
-    d, lex = min_max(dense), min_max(lexical)
-    return {
-        row: dense_weight * d.get(row, 0.0) + (1 - dense_weight) * lex.get(row, 0.0) for row in d.keys() | lex.keys()
-    }
+def weighted_sum(first: dict, second: dict, first_weight: float) -> dict:
+    """Convex combination of two min-max normalised score maps (dense and lexical scores; reranker and fused
+    scores); a row missing from one map scores 0 there."""
+    a, b = min_max(first), min_max(second)
+    return {row: first_weight * a.get(row, 0.0) + (1 - first_weight) * b.get(row, 0.0) for row in a.keys() | b.keys()}

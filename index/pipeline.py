@@ -33,8 +33,10 @@ class SearchOptions:
     dense_weight: float = 0.5
     # Everyday words in a query also ask for their policy terms (index/resources/colloquial_terms.txt).
     expand_queries: bool = True
-    # How many of the best fused candidates (near-duplicates collapsed) the reranker reorders.
-    rerank_depth: int = 20
+    # How many of the best fused candidates (near-duplicates collapsed) the reranker reorders, and the reranker's
+    # share of the score they are reordered by (the rest is the fused score; both min-max normalised over them).
+    rerank_depth: int = 10
+    rerank_weight: float = 0.5
 
 
 class CandidateSource(Protocol):
@@ -74,7 +76,8 @@ class SearchPipeline:
     @classmethod
     def from_settings(cls, settings: Settings, concurrent: bool = False) -> SearchPipeline:
         """The configured pipeline (its reranker loaded; `concurrent` for a server)."""
-        return cls(SearchOptions(rerank_depth=settings.rerank_depth), load_reranker(settings, concurrent))
+        return cls(SearchOptions(rerank_depth=settings.rerank_depth, rerank_weight=settings.rerank_weight),
+                   load_reranker(settings, concurrent))
 
     def with_options(self, **changes) -> SearchPipeline:
         """The same reranker with other options (the decision benchmarks compare them)."""
@@ -97,7 +100,8 @@ class SearchPipeline:
             head = groups[: self.options.rerank_depth]
             scores = self.reranker.score(query, [passage_text(found.clause_of(row)) for row, _ in head])
             relevance = {row: float(s) for (row, _), s in zip(head, scores, strict=True)}
-            groups = sorted(head, key=lambda g: -relevance[g[0]]) + groups[len(head):]
+            order = weighted_sum(relevance, {row: fused[row] for row, _ in head}, self.options.rerank_weight)
+            groups = sorted(head, key=lambda g: (-order[g[0]], -relevance[g[0]])) + groups[len(head):]
         return [_hit(found.clause_of(row), fused[row], found.dense.get(row), found.lexical.get(row),
                      relevance.get(row), terms, [found.clause_of(o) for o in others], source.document_info)
                 for row, others in groups[:k]]

@@ -48,8 +48,10 @@ class Settings(BaseSettings):
     # reranker (e.g. bge-reranker-v2-m3). Run through onnxruntime, int8 unless "onnx" is asked for.
     reranker: str = "default"
     reranker_variant: Literal["onnx", "onnx-int8"] = "onnx-int8"
-    # How many fused candidates the reranker reorders (the rest follow in fused order).
-    rerank_depth: int = 20
+    # How many fused candidates the reranker reorders (the rest follow in fused order), and by what: the
+    # reranker's share of their new score, the rest being the fused score (1.0: the reranker alone).
+    rerank_depth: int = 10
+    rerank_weight: float = 0.5
     demo_corpus: Path = Path("data/demo")
     # The largest file read, from disk (`policyqa ingest`) or uploaded (413 above it, counted while reading).
     max_file_bytes: int = 10 * 1024 * 1024

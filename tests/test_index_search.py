@@ -109,7 +109,7 @@ def test_rrf_matches_hand_computation():
 
 
 def test_weighted_sum_normalises_each_side():
-    fused = weighted_sum({1: 0.9, 2: 0.5}, {2: 12.0, 3: 4.0}, dense_weight=0.5)
+    fused = weighted_sum({1: 0.9, 2: 0.5}, {2: 12.0, 3: 4.0}, first_weight=0.5)
     assert fused == {1: 0.5, 2: 0.5, 3: 0.0}
 
 

@@ -57,11 +57,31 @@ def test_the_reranker_reorders_only_the_best_depth_and_keeps_the_rest_in_fused_o
     plain = SearchPipeline().search(ListedBackend(CLAUSES), "班额", k=10)
     fused = ids(plain)
     reranker = PreferringReranker([fused[4], fused[2]])
-    hits = SearchPipeline(SearchOptions(rerank_depth=6), reranker).search(ListedBackend(CLAUSES), "班额", k=10)
+    alone = SearchOptions(rerank_depth=6, rerank_weight=1.0)
+    hits = SearchPipeline(alone, reranker).search(ListedBackend(CLAUSES), "班额", k=10)
     assert ids(hits) == [fused[4], fused[2], fused[0], fused[1], fused[3], fused[5], *fused[6:10]]
     assert len(reranker.read) == 6
     assert [h.rerank_score is not None for h in hits] == [True] * 6 + [False] * 4
     assert hits[0].rerank_score == 1.0 and hits[0].score == plain[4].score  # the fused score stays as it was
+
+
+def test_blended_the_reranker_lifts_what_it_prefers_without_overturning_every_fused_lead():
+    """At weight w a group's new score is w * its reranker score + (1 - w) * its fused score, each min-max
+    normalised over the reranked head. Over fused[0..5] (fused 1, .8, .6, .4, .2, 0) the reranker prefers
+    fused[4] (1.0) and fused[2] (0.9): at 0.2 only fused[2] climbs (past fused[1]), at 0.35 it takes the lead,
+    at 0.5 fused[4] passes fused[0] too; at 0 the fused order stays."""
+    fused = ids(SearchPipeline().search(ListedBackend(CLAUSES), "班额", k=10))
+    reranker = PreferringReranker([fused[4], fused[2]])
+
+    def order(weight: float) -> list[int]:
+        options = SearchOptions(rerank_depth=6, rerank_weight=weight)
+        hits = SearchPipeline(options, reranker).search(ListedBackend(CLAUSES), "班额", k=6)
+        return [fused.index(h) for h in ids(hits)]
+
+    assert order(0.2) == [0, 2, 1, 4, 3, 5]
+    assert order(0.35) == [2, 0, 1, 4, 3, 5]
+    assert order(0.5) == [2, 4, 0, 1, 3, 5]
+    assert order(0.0) == [0, 1, 2, 3, 4, 5]
 
 
 def test_rerank_false_and_no_reranker_give_the_fused_order():

@@ -1,13 +1,14 @@
 """Train the reranker: a cross-encoder made from the packaged multilingual-e5-small, on our mined pairs.
 
     python -m training.train [--pairs data/train-pairs.jsonl] [--out data/reranker-run] [--layers 4]
-                             [--minutes 85] [--seed 22]        (`make reranker`: mine, then train into data/reranker)
+                             [--epochs 1] [--minutes 85] [--seed 22]        (`make reranker`: mine, then train into data/reranker)
 
 The encoder's first `--layers` transformer layers and a one-logit head read `question </s></s> title >
-headings \\n text` and learn, by binary cross-entropy, whether the text answers the question. The word
-embeddings stay frozen (they are taken from the packaged model again when the weights are assembled), so
-what is trained, and shipped, is the rest. Deterministic for a seed on the CPU (one epoch over the pairs, at most NEGATIVES negatives per question and
-level); a slower machine stops after `--minutes` (the manifest's `pairs_trained` then says where).
+headings \\n text` and learn, listwise (the answering text against the mined wrong ones of its question), how
+well the text answers the question. The word embeddings stay frozen (they are taken from the packaged model
+again when the weights are assembled), so what is trained, and shipped, is the rest. Deterministic for a
+seed on the CPU (`--epochs` passes over the pairs, at most NEGATIVES negatives per question and level); a
+slower machine stops after `--minutes` (the manifest's `pairs_trained` then says where).
 Writes `weights.safetensors` (fp16, without the word embeddings) and `manifest.json` (data hash, settings,
 seed, the dev metrics it reached).
 """
@@ -116,7 +117,7 @@ def length_buckets(groups: list[list[Pair]], rng: random.Random, window: int = 6
     return batches
 
 
-def train(pairs: list[Pair], layers: int, minutes: float, seed: int, log=print):
+def train(pairs: list[Pair], layers: int, epochs: int, minutes: float, seed: int, log=print):
     """Listwise: each group's positive against its negatives by softmax cross-entropy (as bge-reranker is
     trained). Pointwise binary cross-entropy at one positive to five negatives learned only the prior here
     (two runs, dev clause P@1 0.14 and loss flat at the prior's 0.45)."""
@@ -126,7 +127,8 @@ def train(pairs: list[Pair], layers: int, minutes: float, seed: int, log=print):
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     tokenizer, model = cross_encoder(layers)
-    batches = length_buckets(question_groups([p for p in pairs if p.split == "train"], NEGATIVES), random.Random(seed))
+    groups, rng = question_groups([p for p in pairs if p.split == "train"], NEGATIVES), random.Random(seed)
+    batches = [batch for _ in range(epochs) for batch in length_buckets(groups, rng)]
     probe = [p for group in question_groups([p for p in pairs if p.split == "dev"], NEGATIVES)[::8] for p in group]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE, weight_decay=0.01)
     steps = len(batches)
@@ -172,13 +174,14 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=REPO / "data" / "train-pairs.jsonl")
     parser.add_argument("--out", type=Path, default=REPO / "data" / "reranker-run")
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--minutes", type=float, default=85)
     parser.add_argument("--seed", type=int, default=22)
     args = parser.parse_args()
     import torch
 
     pairs = load_pairs(args.pairs)
-    tokenizer, model, seen = train(pairs, args.layers, args.minutes, args.seed)
+    tokenizer, model, seen = train(pairs, args.layers, args.epochs, args.minutes, args.seed)
     dev = [p for p in pairs if p.split == "dev"]
     metrics = ranking_metrics(dev, scores(model, tokenizer, dev))
     print("dev:", metrics)
@@ -189,7 +192,7 @@ def main() -> None:
         "pairs_sha256": sha256_of(args.pairs),
         "settings": {"layers": args.layers, "max_tokens": MAX_TOKENS, "groups_per_batch": GROUPS_PER_BATCH, "batching": "by length",
                      "negatives_per_question": NEGATIVES,
-                     "lr": LEARNING_RATE, "schedule": "one cycle, 10% warm-up", "epochs": 1,
+                     "lr": LEARNING_RATE, "schedule": "one cycle, 10% warm-up", "epochs": args.epochs,
                      "loss": "listwise softmax cross-entropy, one positive per group", "frozen": [WORD_EMBEDDINGS], "minutes": args.minutes},
         "seed": args.seed,
         "pairs_trained": seen,
