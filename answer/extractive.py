@@ -15,6 +15,7 @@ contain, and relevance is judged by the dense score and term coverage.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
@@ -47,14 +48,16 @@ DENSE_SURE = 0.88
 DENSE_FLOOR = 0.84
 COVERAGE_MIN = 0.75
 
-# With the reranker: the sentences of this many best hits are read; a quote's relevance must reach
-# ANSWER_MIN_RELEVANCE (below it: 未找到相关条款) and a further quote QUOTE_RELEVANCE_SHARE of the best's.
+# With the reranker: the sentences of the best `hits_read` hits are read, each scored by the reranker less
+# `rank_penalty` for every place its clause stands below the first; the best must reach `min_relevance`
+# (below it: 未找到相关条款) and a further quote QUOTE_RELEVANCE_SHARE of the best's.
 # The threshold is the highest that keeps answers correct within 0.05 of no threshold on the dev split of
 # eval/sets/answers.jsonl (`bench/reranker_decisions.py --split dev`: 0.686 -> 0.643 correct, 0.314 -> 0.271
 # wrong-but-cited, 1 of 17 unanswerable refused). Our reranker, trained listwise, barely tells unanswerable
 # questions apart by its score: a higher threshold refuses answerable questions first.
 RERANKED_HITS_READ = 3
 ANSWER_MIN_RELEVANCE = 0.6
+RANK_PENALTY = 0.0
 QUOTE_RELEVANCE_SHARE = 0.9
 MAX_LIST_ITEMS = 8
 _LIST_HEAD = re.compile(r"[：:]\s*$")
@@ -119,6 +122,15 @@ class Question(BaseModel):
             return self.current
         room = MAX_QUERY_CHARS - len(self.current) - 1
         return f"{self.previous[-room:]} {self.current}" if room > 0 else self.current
+
+
+@dataclass(frozen=True)
+class PickingOptions:
+    """How the chat picks its sentences with a reranker (see RERANKED_HITS_READ above)."""
+
+    hits_read: int = RERANKED_HITS_READ
+    rank_penalty: float = RANK_PENALTY
+    min_relevance: float = ANSWER_MIN_RELEVANCE
 
 
 class Quote(BaseModel):
@@ -250,11 +262,13 @@ def list_end(sentences: list[str], at: int) -> int:
     return at + 1 + (MAX_LIST_ITEMS if _LIST_HEAD.search(sentences[at]) else 0)
 
 
-def reranked_quotes(question: Question, hits: list[Hit], reranker: Reranker) -> list[Quote]:
-    """Every sentence of the best hits scored by the reranker, best first; a list head brings its items."""
+def reranked_quotes(question: Question, hits: list[Hit], reranker: Reranker,
+                    options: PickingOptions = PickingOptions()) -> tuple[list[Quote], float]:
+    """Every sentence of the best hits scored by the reranker (less the rank penalty), best first, a list head
+    with its items; and the best sentence's own relevance."""
     read: list[tuple[int, list[str], int]] = []  # (hit, the clause's sentences, which one)
     seen: set[str] = set()
-    for i, hit in enumerate(hits[:RERANKED_HITS_READ]):
+    for i, hit in enumerate(hits[:options.hits_read]):
         sentences = split_sentences(hit.clause.text)
         for j, sentence in enumerate(sentences):
             if len(sentence) < MIN_QUOTE_CHARS or sentence in seen or is_heading(sentence, hit.clause):
@@ -262,22 +276,22 @@ def reranked_quotes(question: Question, hits: list[Hit], reranker: Reranker) -> 
             seen.add(sentence)
             read.append((i, sentences, j))
     if not read:
-        return []
+        return [], 0.0
     scores = reranker.score(question.search_text, [passage_text(hits[i].clause, s[j]) for i, s, j in read])
     quotes = []
     for (i, sentences, j), score in zip(read, scores, strict=True):
         end = list_end(sentences, j)
         # A list is quoted whole; a long single sentence is cut to its phrases around the question's terms.
         text = "".join(sentences[j:end]) if end > j + 1 else trim(sentences[j], question)
-        quotes.append(Quote(hit=i, sentence=text, score=float(score)))
-    return sorted(quotes, key=lambda q: -q.score)
+        quotes.append(Quote(hit=i, sentence=text, score=float(score) - options.rank_penalty * i))
+    return sorted(quotes, key=lambda q: -q.score), float(max(scores))
 
 
 def chosen_quotes(ranked: list[Quote]) -> list[Quote]:
     """The best quote and up to two more about as relevant, none already inside another."""
     chosen: list[Quote] = []
     for quote in ranked:
-        if quote.score < QUOTE_RELEVANCE_SHARE * ranked[0].score or len(chosen) == MAX_QUOTES:
+        if chosen and quote.score < QUOTE_RELEVANCE_SHARE * ranked[0].score or len(chosen) == MAX_QUOTES:
             break
         if not any(quote.sentence in q.sentence or q.sentence in quote.sentence for q in chosen):
             chosen.append(quote)
@@ -329,20 +343,20 @@ def cited_answer(quotes: list[Quote], hits: list[Hit], relevance: float | None =
 
 
 def extractive_answer(question: Question, hits: list[Hit], reranker: Reranker | None = None,
-                      min_relevance: float = ANSWER_MIN_RELEVANCE) -> Answer:
+                      options: PickingOptions = PickingOptions()) -> Answer:
     if reranker is None:
         quotes = select_quotes(question, hits)
         return cited_answer(quotes, hits) if quotes and is_relevant(hits, quotes) else not_found()
-    ranked = reranked_quotes(question, hits, reranker)
+    ranked, relevance = reranked_quotes(question, hits, reranker, options)
     if not ranked:
         return not_found()
-    if ranked[0].score < min_relevance:
-        return not_found().model_copy(update={"relevance": ranked[0].score})
-    return cited_answer(chosen_quotes(ranked), hits, ranked[0].score)
+    if relevance < options.min_relevance:
+        return not_found().model_copy(update={"relevance": relevance})
+    return cited_answer(chosen_quotes(ranked), hits, relevance)
 
 
-def compose_answer(index: SearchIndex, messages: list[Message], min_relevance: float = ANSWER_MIN_RELEVANCE) -> Answer:
-    """The cited extractive answer to the conversation's last user question (`min_relevance`: see
-    ANSWER_MIN_RELEVANCE; the calibration asks for every answer with 0)."""
+def compose_answer(index: SearchIndex, messages: list[Message], options: PickingOptions = PickingOptions()) -> Answer:
+    """The cited extractive answer to the conversation's last user question (`options`: how sentences are
+    picked; the threshold's calibration asks for every answer with `min_relevance=0`)."""
     question, hits = retrieve(index, messages)
-    return extractive_answer(question, hits, index.pipeline.reranker, min_relevance)
+    return extractive_answer(question, hits, index.pipeline.reranker, options)

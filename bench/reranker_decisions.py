@@ -8,8 +8,9 @@ The index holds the realistic corpus (demo + all laws + messy: `policyqa ingest 
 ../shared/corpus/messy --index-dir data/eval-index-full`). Every variant runs in the same process on one open
 index: `before` is fusion alone with the term-overlap sentence picker (POLICYQA_RERANKER=none), the others
 rerank the best N fused candidates (by the reranker's share W of the score, the fused score the rest) and pick
-sentences with the reranker. The reranker's scores are kept per (question, passage), so each variant costs
-only what is new. For each: retrieval (hybrid, k=10:
+sentences with the reranker (from the best `--hits-read` clauses, less `--rank-penalties` for each place a
+sentence's clause stands below the first). The reranker's scores are kept per (question, passage), so each
+variant costs only what is new. For each: retrieval (hybrid, k=10:
 Recall@1, Recall@5, MRR@10) and the chat's answers (correct, wrong-but-cited, refused although answerable,
 unanswerable refused), overall, by kind, and apart for questions about documents outside TRAIN_DOCS.txt.
 The answers are asked with no threshold and each reply's relevance kept, so the refusal threshold is swept
@@ -22,11 +23,12 @@ import argparse
 import json
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from answer.extractive import ANSWER_MIN_RELEVANCE, Message, compose_answer
+from answer.extractive import ANSWER_MIN_RELEVANCE, Message, PickingOptions, compose_answer
 from backends.base import open_backend
 from embedding.encoder import load_encoder
 from eval.answers import AnswerOutcome, ChatReply, evaluate_answers, judge, rates
@@ -59,11 +61,11 @@ class RememberingReranker:
         return np.array([self._known[(query, p)] for p in passages], dtype=np.float32)
 
 
-def measuring_chat(index, relevance: dict[str, float | None]):
+def measuring_chat(index, relevance: dict[str, float | None], picking: PickingOptions):
     """The chat with no refusal threshold; each reply's relevance kept (by question) for the sweep."""
     def chat(messages: list[Message]) -> ChatReply:
         start = time.perf_counter()
-        answer = compose_answer(index, messages, min_relevance=0.0)
+        answer = compose_answer(index, messages, replace(picking, min_relevance=0.0))
         relevance[messages[-1].content] = answer.relevance
         quotes = [q for source in answer.sources for q in source.quotes]
         return ChatReply(text=answer.text, quotes=quotes, seconds=time.perf_counter() - start)
@@ -77,10 +79,10 @@ def with_threshold(outcomes: list[AnswerOutcome], relevance: dict[str, float | N
             if (relevance.get(o.query.query) or 0.0) < threshold else o for o in outcomes]
 
 
-def measure(name: str, index, queries, threshold: float | None) -> dict:
+def measure(name: str, index, queries, threshold: float | None, picking: PickingOptions = PickingOptions()) -> dict:
     outcomes = run_modes(queries, local_searcher(index), ["hybrid"], 10)["hybrid"]
     relevance: dict[str, float | None] = {}
-    answers = evaluate_answers(name, queries, measuring_chat(index, relevance)).outcomes
+    answers = evaluate_answers(name, queries, measuring_chat(index, relevance, picking)).outcomes
     unthresholded = {k: round(v, 3) for k, v in rates(answers).items()}
     if threshold is not None:
         answers = with_threshold(answers, relevance, threshold)
@@ -113,6 +115,10 @@ def main() -> None:
     parser.add_argument("--split", choices=["dev", "heldout"], default="dev")
     parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS))
     parser.add_argument("--weights", type=float, nargs="*", default=list(WEIGHTS))
+    parser.add_argument("--hits-read", type=int, nargs="*", default=[PickingOptions().hits_read],
+                        help="how many of the best clauses the chat reads the sentences of")
+    parser.add_argument("--rank-penalties", type=float, nargs="*", default=[PickingOptions().rank_penalty],
+                        help="taken from a sentence's relevance for each place its clause stands below the first")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     settings = Settings(models_dir=REPO / "data" / "models")
@@ -128,7 +134,11 @@ def main() -> None:
         for weight in args.weights:
             pipeline = SearchPipeline(SearchOptions(rerank_depth=depth, rerank_weight=weight), reranker)
             view = backend.open(encoder, before, pipeline)
-            results.append(measure(f"rerank {depth} weight {weight}", view, queries, threshold))
+            for hits_read in args.hits_read:
+                for penalty in args.rank_penalties:
+                    picking = PickingOptions(hits_read=hits_read, rank_penalty=penalty)
+                    name = f"rerank {depth} weight {weight}, reads {hits_read}, penalty {penalty}"
+                    results.append(measure(name, view, queries, threshold, picking))
     for result in results:
         print(f"\n== {result['variant']}")
         for group, values in result["groups"].items():
