@@ -119,6 +119,8 @@ def main() -> None:
                         help="how many of the best clauses the chat reads the sentences of")
     parser.add_argument("--rank-penalties", type=float, nargs="*", default=[PickingOptions().rank_penalty],
                         help="taken from a sentence's relevance for each place its clause stands below the first")
+    parser.add_argument("--term-sentences", action="store_true",
+                        help="also measure each variant with term overlap picking the sentences of the reranked hits")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     settings = Settings(models_dir=REPO / "data" / "models")
@@ -139,6 +141,9 @@ def main() -> None:
                     picking = PickingOptions(hits_read=hits_read, rank_penalty=penalty)
                     name = f"rerank {depth} weight {weight}, reads {hits_read}, penalty {penalty}"
                     results.append(measure(name, view, queries, threshold, picking))
+            if args.term_sentences:
+                picking = PickingOptions(sentences_by_reranker=False)
+                results.append(measure(f"rerank {depth} weight {weight}, term sentences", view, queries, None, picking))
     for result in results:
         print(f"\n== {result['variant']}")
         for group, values in result["groups"].items():

@@ -85,14 +85,15 @@ class SearchPipeline:
 
     def search(self, source: CandidateSource, query: str, k: int = 10, mode: Mode = "hybrid",
                filters: Filters | None = None, rerank: bool = True) -> list[Hit]:
-        """The top k hits: fused, near-duplicates collapsed, the best reordered by the reranker (if there is one
-        and `rerank`), each with why it matched."""
+        """The top k hits: fused, near-duplicates collapsed, the best reordered by the reranker (if there is one,
+        `rerank` and the mode is hybrid), each with why it matched."""
         query = checked_query(query, k, mode)
         terms = query_terms(query, self.options)
         found = source.candidates(query, terms, candidate_depth(k), mode, filters)
         fused = fused_scores(found, mode, self.options)
         ranked = sorted(fused, key=lambda r: (-fused[r], r))[: candidate_depth(k)]
-        reranking = rerank and self.reranker is not None
+        # Dense and lexical alone show what one retriever finds (eval compares them): only hybrid is reranked.
+        reranking = rerank and self.reranker is not None and mode == "hybrid"
         depth = max(k, self.options.rerank_depth) if reranking else k
         groups = collapse_duplicates(ranked, lambda r: found.clause_of(r).norm_text, limit=depth)
         relevance: dict[Hashable, float] = {}

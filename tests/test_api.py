@@ -34,8 +34,11 @@ def test_search_returns_the_class_size_clause_first_with_its_document(api_client
     }
     assert top["scores"]["dense"] > 0.5 and top["scores"]["lexical"] > 0
     assert top["highlights"] and all(top["text"][h["start"] : h["end"]] == "班额" for h in top["highlights"])
-    scores = [r["score"] for r in body["results"]]
-    assert scores == sorted(scores, reverse=True) and [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5]
+    assert [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5]
+    assert all(r["scores"]["rerank"] is not None for r in body["results"])
+    fused = api_client.get("/api/search", params={"q": "班额标准", "k": 5, "rerank": "false"}).json()["results"]
+    scores = [r["score"] for r in fused]  # without the reranker the order is the fused score's
+    assert scores == sorted(scores, reverse=True) and all(r["scores"]["rerank"] is None for r in fused)
 
 
 def test_traditional_query_highlights_the_original_script(api_client):

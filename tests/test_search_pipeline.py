@@ -84,12 +84,14 @@ def test_blended_the_reranker_lifts_what_it_prefers_without_overturning_every_fu
     assert order(0.0) == [0, 1, 2, 3, 4, 5]
 
 
-def test_rerank_false_and_no_reranker_give_the_fused_order():
+def test_rerank_false_no_reranker_and_single_retriever_modes_keep_the_retrievers_order():
     fused = ids(SearchPipeline().search(ListedBackend(CLAUSES), "班额", k=10))
     reranker = PreferringReranker([fused[9]])
     hits = SearchPipeline(SearchOptions(), reranker).search(ListedBackend(CLAUSES), "班额", k=10, rerank=False)
     assert ids(hits) == fused and reranker.read == []
     assert all(h.rerank_score is None for h in hits)
+    lexical = SearchPipeline(SearchOptions(), reranker).search(ListedBackend(CLAUSES), "班额", k=10, mode="lexical")
+    assert ids(lexical) == fused and reranker.read == []  # one retriever alone is shown as it ranks
 
 
 def test_a_clause_issued_twice_is_read_once_and_its_copy_listed():

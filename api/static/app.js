@@ -73,7 +73,11 @@ function searchParams() {
   return params;
 }
 
+// A search answered after a later one started is dropped: its results would replace the newer ones.
+let latestSearch = 0;
+
 async function runSearch() {
+  const run = ++latestSearch;
   const params = searchParams();
   const status = $("#search-status");
   const results = $("#results");
@@ -86,12 +90,14 @@ async function runSearch() {
   status.classList.remove("error");
   try {
     const body = await getJSON(`/api/search?${params}`);
+    if (run !== latestSearch) return;
     results.replaceChildren(...body.results.map(renderResult));
     status.textContent = body.results.length
       ? `${MODE_NAMES[body.mode]}检索：${body.results.length} 条结果，用时 ${Math.round(body.took_ms)} 毫秒`
       : "没有找到匹配的条款。可以换个说法，或放宽筛选条件。";
     history.replaceState(null, "", `?${params}`);
   } catch (error) {
+    if (run !== latestSearch) return;
     results.replaceChildren();
     status.textContent = `检索失败：${error.message}`;
     status.classList.add("error");
