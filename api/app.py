@@ -5,6 +5,7 @@ A thin layer over `writes.service.LiveIndex`; `policyqa serve` runs it with uvic
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI
@@ -19,6 +20,7 @@ from api.methods import AllowedMethods
 from api.openai_errors import OpenAIErrorBody
 from api.schemas import ErrorBody
 from api.security import install_security
+from api.workers import AnsweredBy
 from embedding.encoder import Encoder, load_encoder
 from index.pipeline import SearchPipeline
 from policyqa.settings import Settings
@@ -31,6 +33,20 @@ API_ERRORS = {422: {"model": ErrorBody, "description": "invalid parameters"}}
 # "4XX" also keeps FastAPI from listing its own 422, which /v1 never answers (invalid requests are 400 there).
 V1_ERRORS = {400: {"model": OpenAIErrorBody, "description": BAD_REQUEST},
              "4XX": {"model": OpenAIErrorBody, "description": "any other refusal, in OpenAI's shape"}}
+
+
+@asynccontextmanager
+async def _serving_writes(app: FastAPI):
+    """In each server process (after a fork, when several serve): see the versions others commit, and run the
+    write jobs whenever this process holds the writer lock."""
+    live = app.state.live
+    watcher = live.watch_versions()
+    runner = documents.start_writer(live)
+    try:
+        yield
+    finally:
+        watcher.set()
+        runner.stop()
 
 
 def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
@@ -50,12 +66,14 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
         redirect_slashes=False,
         # Swagger UI's validator badge would fetch an image from swagger.io.
         swagger_ui_parameters={"validatorUrl": None},
+        lifespan=_serving_writes,
     )
     app.state.settings = settings
     app.state.live = LiveIndex.for_settings(settings, encoder, server=True, pipeline=pipeline)
     app.state.live.warm_up()
     install_error_handlers(app)
     app.add_middleware(RejectInvalidUtf8)
+    app.add_middleware(AnsweredBy)
     app.add_middleware(AllowedMethods)
     app.add_middleware(RequestLimits, settings=settings)
     install_security(app, settings)

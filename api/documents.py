@@ -1,16 +1,20 @@
 """Documents: list, read with clause boundaries, upload, correct metadata, re-parse, delete (writes need the
 API key); write jobs.
 
-Uploads, corrections and deletes are jobs on the live index's write queue. An upload answers 202 with
-its job at once unless `?wait=true`; the other writes wait unless `?wait=false`. A waiting route is
-`async` and awaits the job without holding a worker thread, so any number of waiting writes leaves
-the thread pool to searches; a write still running after `POLICYQA_WRITE_WAIT_SECONDS` is answered
-202 as well.
+Uploads, corrections and deletes are jobs in the live index's job store on disk (writes/job_store.py), so
+any server process takes them and any reports them; the process holding the writer lock runs them with the
+handlers below. An upload answers 202 with its job at once unless `?wait=true`; the other writes wait
+unless `?wait=false`. A waiting route is `async` and polls the job without holding a worker thread, so any
+number of waiting writes leaves the thread pool to searches; a write still running after
+`POLICYQA_WRITE_WAIT_SECONDS` is answered 202 as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, UploadFile
@@ -38,40 +42,81 @@ from index.types import document_info
 from ingest.readers import SUPPORTED_SUFFIXES
 from ingest.schema import Document
 from policyqa.settings import Settings
-from writes.jobs import Job
+from writes.job_store import Handler, Job, JobRunner
 from writes.overrides import MetadataChange
-from writes.service import LiveIndex, Upload, WriteReport, unsupported_type
+from writes.service import LiveIndex, Upload, WriteReport, lower_write_priority, unsupported_type
 
 router = APIRouter(tags=["documents"])
 MAX_FILES_PER_UPLOAD = 50
 NO_DOCUMENT = "no uploaded file could be read as a document; the index is unchanged"
 WaitParam = Annotated[bool, Query(description="wait for the write to finish (false: answer 202 with the job at once)")]
+JOB_POLL_SECONDS = 0.05
+WRITE_FAILED = "the write failed inside the server; the index is unchanged"
 WRITE_ERRORS = {202: {"model": JobView, "description": "the write is queued or still running: follow `status_url`"},
                 401: {"model": ErrorBody}, 429: {"model": ErrorBody, "description": "too many writes waiting"},
                 403: {"model": ErrorBody, "description": "sent by a page on another site (`cross_site`)"}}
 
 
 def job_view(job: Job) -> JobView:
-    error = None
-    if job.error is not None:
-        known = describe_error(job.error)
-        error = (ErrorBody(error=known.code, message=known.message, detail=known.detail) if known else
-                 ErrorBody(error="write_failed", message="the write failed inside the server; the index is unchanged"))
-    elif job.message is not None:  # read back from the journal after a restart
-        error = ErrorBody(error="interrupted" if job.state == "interrupted" else "write_failed", message=job.message)
-    result = MergeResponse(version=job.result) if job.kind == "merge" and job.state == "done" else job.result
+    error = ErrorBody(**{k: job.error.get(k) for k in ("error", "message", "detail")}) if job.error else None
+    times = {k: getattr(job, k) and datetime.fromisoformat(getattr(job, k)) for k in ("submitted", "started", "finished")}
     return JobView(job_id=job.id, kind=job.kind, subject=job.subject, state=job.state, stage=job.stage, done=job.done,
-                   total=job.total, submitted=job.submitted, started=job.started, finished=job.finished,
-                   status_url=f"/api/jobs/{job.id}", result=result, error=error)
+                   total=job.total, attempts=job.attempts, **times, status_url=f"/api/jobs/{job.id}", result=job.result, error=error)
 
 
-async def _finish(job: Job, wait: bool, wait_seconds: float):
-    """The job's result once done, or 202 with the job when the client would rather not wait (or waited enough)."""
-    if wait:
-        try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job.future)), wait_seconds)
-        except TimeoutError:
-            pass
+def job_error(exc: Exception) -> dict:
+    """A failed job's error as its record keeps it: the HTTP status and body a waiting client is answered."""
+    known = describe_error(exc)
+    if known is None:
+        return {"status": 500, "error": "write_failed", "message": WRITE_FAILED, "detail": None}
+    return {"status": known.status, "error": known.code, "message": known.message, "detail": known.detail}
+
+
+def job_handlers(live: LiveIndex) -> dict[str, Handler]:
+    """What each kind of job does, and the answer its record keeps (the route's response, as JSON)."""
+    def upload(job: Job, staged: Path):
+        return _upload_response(live, live.add_staged(staged, job.subject))
+
+    def remove(job: Job, _: Path):
+        report = live.remove(job.subject, missing_ok=job.attempts > 1)  # run again: the first run may have removed them
+        return DeleteResponse(deleted=job.subject, version=str(report.version))
+
+    def metadata(job: Job, _: Path):
+        return _metadata_response(live, live.set_metadata(job.subject[0], MetadataChange(**job.params["change"])))
+
+    def reparse(job: Job, _: Path):
+        return _upload_response(live, live.reparse(job.subject[0]))
+
+    def merge(job: Job, _: Path):
+        return MergeResponse(version=live.merge())
+
+    def as_json(handler):
+        return lambda job, staged: handler(job, staged).model_dump(mode="json")
+
+    return {kind: as_json(h) for kind, h in
+            {"upload": upload, "remove": remove, "metadata": metadata, "reparse": reparse, "merge": merge}.items()}
+
+
+def start_writer(live: LiveIndex) -> JobRunner:
+    """Run the live index's jobs in this process whenever it holds the writer lock (see writes/job_store.py)."""
+    runner = JobRunner(live.jobs, job_handlers(live), job_error, before=lower_write_priority)
+    live.progress = runner.progress
+    runner.start()
+    return runner
+
+
+async def _finish(live: LiveIndex, job: Job, wait: bool, wait_seconds: float):
+    """The job's result once done (its error, if it failed), or 202 with the job when the client would rather
+    not wait (or waited enough)."""
+    deadline = time.monotonic() + wait_seconds
+    while wait and not job.is_finished and time.monotonic() < deadline:
+        await asyncio.sleep(JOB_POLL_SECONDS)
+        job = live.jobs.get(job.id) or job
+    if wait and job.state == "done":
+        return job.result
+    if wait and job.state == "failed":
+        error = job.error
+        raise ApiError(error["status"], error["error"], error["message"], error.get("detail"))
     return JSONResponse(status_code=202, content=job_view(job).model_dump(mode="json"))
 
 
@@ -143,8 +188,7 @@ async def upload_documents(
     refused = [SkippedItem.of(refusal) for u in uploads if (refusal := unsupported_type(u.filename))]
     if len(refused) == len(uploads):  # nothing to queue: say so now, not in a job
         raise ApiError(422, "no_document", NO_DOCUMENT, [s.model_dump() for s in refused])
-    job = live.submit_uploads(uploads, then=lambda report: _upload_response(live, report))
-    return await _finish(job, wait, config.write_wait_seconds)
+    return await _finish(live, live.submit_uploads(uploads), wait, config.write_wait_seconds)
 
 
 def _upload_response(live: LiveIndex, report: WriteReport) -> UploadResponse:
@@ -177,9 +221,7 @@ async def delete_document(
     wait: WaitParam = True,
 ) -> DeleteResponse:
     """Remove a document; the other documents keep their embeddings. An unknown id is answered at once (404)."""
-    job = live.submit_removal(
-        [doc_id], then=lambda report: DeleteResponse(deleted=report.removed, version=str(report.version)))
-    return await _finish(job, wait, config.write_wait_seconds)
+    return await _finish(live, live.submit_removal([doc_id]), wait, config.write_wait_seconds)
 
 
 @router.patch(
@@ -200,8 +242,7 @@ async def correct_metadata(
     The correction is kept beside the index and applied again whenever the same file is re-ingested; filters
     and citations use it at once. A new title re-embeds the document's clauses (their context names it).
     """
-    job = live.submit_metadata(doc_id, change, then=lambda report: _metadata_response(live, report))
-    return await _finish(job, wait, config.write_wait_seconds)
+    return await _finish(live, live.submit_metadata(doc_id, change), wait, config.write_wait_seconds)
 
 
 def _metadata_response(live: LiveIndex, report: WriteReport) -> MetadataResponse:
@@ -224,20 +265,19 @@ async def reparse_document(
 ) -> UploadResponse:
     """Parse the file a document came from again (after a parser upgrade); its documents are replaced and
     corrected metadata is kept. 409 when the file is no longer on the server."""
-    job = live.submit_reparse(doc_id, then=lambda report: _upload_response(live, report))
-    return await _finish(job, wait, config.write_wait_seconds)
+    return await _finish(live, live.submit_reparse(doc_id), wait, config.write_wait_seconds)
 
 
 @router.get("/api/jobs", response_model=JobList, tags=["jobs"])
 def list_jobs(live: Annotated[LiveIndex, Depends(live_index)]) -> JobList:
     """Recent writes, newest first: queued, running, done or failed."""
-    return JobList(jobs=[job_view(j) for j in live.writes.jobs()])
+    return JobList(jobs=[job_view(j) for j in live.jobs.jobs()])
 
 
 @router.get("/api/jobs/{job_id}", response_model=JobView, responses={404: {"model": ErrorBody}}, tags=["jobs"])
 def get_job(live: Annotated[LiveIndex, Depends(live_index)], job_id: str) -> JobView:
     """One write: its state, and its result (done) or error (failed)."""
-    job = live.writes.get(job_id)
+    job = live.jobs.get(job_id)
     if job is None:
-        raise ApiError(404, "not_found", f"no job with id {job_id!r} (jobs are kept while the server runs)")
+        raise ApiError(404, "not_found", f"no job with id {job_id!r} (the newest 200 finished jobs are kept)")
     return job_view(job)

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index.types import ModelMismatchError, QueryError
 from storage.store import IndexDamagedError, IndexFormatError, IndexMissingError
-from writes.jobs import WriteQueueFull
+from writes.job_store import QueueFullError
 from writes.service import DocumentBusyError, SourceMissingError, UnknownDocumentError
 
 
@@ -53,7 +53,7 @@ def describe_error(exc: Exception) -> ApiError | None:
         return ApiError(409, "document_busy", str(exc))
     if isinstance(exc, SourceMissingError):
         return ApiError(409, "source_missing", str(exc))
-    if isinstance(exc, WriteQueueFull):
+    if isinstance(exc, QueueFullError):
         return ApiError(429, "write_queue_full", str(exc))
     return None
 
@@ -79,11 +79,11 @@ def _plain(errors) -> list[dict]:
 def install_error_handlers(app: FastAPI) -> None:
     async def known_error(_: Request, exc: Exception):
         error = describe_error(exc)
-        headers = {"Retry-After": "5"} if isinstance(exc, WriteQueueFull) else None
+        headers = {"Retry-After": "5"} if isinstance(exc, QueueFullError) else None
         return error_response(error.status, error.code, error.message, error.detail, headers)
 
     for known in (ApiError, QueryError, UnknownDocumentError, IndexMissingError, IndexDamagedError,
-                  IndexFormatError, ModelMismatchError, WriteQueueFull, SourceMissingError, DocumentBusyError):
+                  IndexFormatError, ModelMismatchError, QueueFullError, SourceMissingError, DocumentBusyError):
         app.add_exception_handler(known, known_error)
 
     @app.exception_handler(RequestValidationError)

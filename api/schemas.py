@@ -137,11 +137,13 @@ class JobView(BaseModel):
     kind: str = Field(description="upload, remove, metadata, reparse, or merge (the server's own, after a write that "
                       "made one due)")
     subject: list[str] = Field(description="the uploaded file names or the removed document ids")
-    state: str = Field(description="queued, running, done, failed, or interrupted (the server stopped while it "
-                       "was queued or running; the index is as the last finished write left it)")
+    state: str = Field(description="queued, running, done or failed. A server that stops keeps its jobs: after a "
+                       "restart queued jobs run, and a job it was running runs again from its staged files")
     stage: str | None = Field(default=None, description="while running: parsing, embedding or committing")
     done: int | None = Field(default=None, description="files parsed, or characters embedded, so far")
     total: int | None = Field(default=None, description="files to parse, or characters to embed")
+    attempts: int = Field(default=0, description="times a writer started it: more than 1 when the server stopped in "
+                          "the middle of it and it ran again from its staged files")
     submitted: datetime
     started: datetime | None
     finished: datetime | None

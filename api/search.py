@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import time
 from typing import Annotated
 
@@ -83,9 +85,10 @@ def stats(live: Annotated[LiveIndex, Depends(live_index)]) -> Stats:
 
 @router.get("/healthz", tags=["index"])
 def healthz(live: Annotated[LiveIndex, Depends(live_index)]) -> dict:
-    """Liveness: `ok` once the server answers; `index` says whether there is anything to search."""
+    """Liveness: `ok` once the server answers; `index` says whether there is anything to search, `version`
+    which version this process serves and `process` which process answered (one of `--workers`)."""
     try:
         clauses = len(live.index.clauses)
     except Exception:  # noqa: BLE001 - health must answer whatever the index's state
-        return {"status": "ok", "index": "missing"}
-    return {"status": "ok", "index": "ready", "clauses": clauses}
+        return {"status": "ok", "index": "missing", "process": os.getpid()}
+    return {"status": "ok", "index": "ready", "clauses": clauses, "version": live.version, "process": os.getpid()}

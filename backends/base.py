@@ -61,6 +61,10 @@ class Backend(Protocol):
     def is_empty(self) -> bool:
         """Nothing there at all: the demo corpus may be ingested into it."""
 
+    def version(self) -> str | None:
+        """The live version's name, cheap to ask (server processes poll it to see each other's commits);
+        None: no index yet."""
+
     def open(self, encoder: Encoder, previous: SearchIndex | None = None,
              pipeline: SearchPipeline | None = None) -> SearchIndex:
         """The live index; `previous` (an older view) lends what has not changed since; `pipeline` ranks its

@@ -23,6 +23,9 @@ class LocalBackend:
     def is_empty(self) -> bool:
         return IndexStore(self.index_dir).is_empty()
 
+    def version(self) -> str | None:
+        return IndexStore(self.index_dir).current_version()
+
     def open(self, encoder: Encoder, previous: ClauseIndex | None = None,
              pipeline: SearchPipeline | None = None) -> ClauseIndex:
         """Segments never change once written: those of `previous` are reused as they are."""

@@ -190,6 +190,12 @@ class QdrantBackend:
     def is_empty(self) -> bool:
         return self.collection() is None
 
+    def version(self) -> str | None:
+        """The collection the alias names and its last finished write (a migration switches the former)."""
+        collection = self.collection()
+        meta = self.meta(collection) if collection is not None else None
+        return None if meta is None else f"{collection}/{meta.get('version')}"
+
     def open(self, encoder: Encoder, previous=None, pipeline: SearchPipeline | None = None):
         from backends.qdrant_index import QdrantIndex
 

@@ -7,6 +7,7 @@ is configured with POLICYQA_MODEL.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections import OrderedDict
@@ -53,14 +54,27 @@ class QueryBatcher:
     (up to `max_batch`), encodes them in one model call and hands each its vector; the queries that
     arrive meanwhile make the next batch. A query alone is encoded at once: waiting 2 or 5 ms for
     company measured no better than not waiting (bench/load.py, 2026-12-03).
+
+    A process forked after it started (server workers: `policyqa serve --workers`) has its queue but not
+    its thread: the first query there starts the process's own.
     """
 
     def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int = 64) -> None:
         self._encode, self._max_batch = encode, max_batch
-        self._queue: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="policyqa-query-batcher", daemon=True).start()
+        self._starting = threading.Lock()
+        self._pid: int | None = None
+        self._start()
+
+    def _start(self) -> None:
+        with self._starting:
+            if self._pid != os.getpid():
+                self._queue: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
+                threading.Thread(target=self._run, name="policyqa-query-batcher", daemon=True).start()
+                self._pid = os.getpid()
 
     def encode(self, texts: list[str]) -> list[np.ndarray]:
+        if self._pid != os.getpid():
+            self._start()
         futures = []
         for text in texts:
             futures.append(Future())

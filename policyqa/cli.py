@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -246,14 +247,22 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default: $POLICYQA_HOST or 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: $POLICYQA_PORT or 8000)")] = None,
     index_dir: IndexDirOption = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="server processes over the same index (default: "
+                                                "$POLICYQA_WORKERS or one per core)")] = None,
 ) -> None:
     """Serve the search page, the search API and the chat endpoint (ingests the demo corpus first if no index)."""
     import uvicorn
 
     from api.app import create_app
 
-    updates = {k: v for k, v in {"host": host, "port": port, "index_dir": index_dir}.items() if v is not None}
+    updates = {k: v for k, v in {"host": host, "port": port, "index_dir": index_dir, "workers": workers}.items()
+               if v is not None}
     settings = get_settings().model_copy(update=updates)
+    processes = settings.workers or os.cpu_count() or 1
+    if processes > 1 and settings.backend == "qdrant" and not settings.qdrant_url:
+        err.print(f"[red]--workers {processes}: Qdrant's local mode (POLICYQA_QDRANT_PATH) allows one process; serve "
+                  "with --workers 1, or use a Qdrant server (POLICYQA_QDRANT_URL)[/red]")
+        raise typer.Exit(2)
     backend = open_backend(settings)
     has_index = backend.exists()  # raises on a damaged index: that is never "no index"
     if not has_index and not backend.is_empty():
@@ -265,8 +274,14 @@ def serve(
         err.print(f"no index in {backend.where}: ingesting the demo corpus {settings.demo_corpus} first")
         _ingest(settings, settings.index_dir, [settings.demo_corpus], encoder)
     application = create_app(settings, encoder)  # opens the index: a broken one stops us before we claim to serve
-    err.print(f"[bold]policyqa[/bold] serving on http://{settings.host}:{settings.port}/  (API docs: /docs)")
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
+    err.print(f"[bold]policyqa[/bold] serving on http://{settings.host}:{settings.port}/  (API docs: /docs) "
+              f"from {processes} process{'es' if processes > 1 else ''}")
+    if processes > 1:
+        from api.workers import serve_workers
+
+        serve_workers(application, settings.host, settings.port, processes)
+    else:
+        uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning")
 
 
 def _local_only(command: str) -> None:

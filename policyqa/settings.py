@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # HTTP server. Localhost by default: uploads and deletes change the index.
     host: str = "127.0.0.1"
     port: int = 8000
+    # Server processes answering requests over the same index (`policyqa serve --workers`); None: one per core.
+    workers: int | None = None
     # Host names (any port) the server answers to besides localhost, 127.0.0.1, [::1] and `host`: a page on
     # another name that resolves here (DNS rebinding) is refused. Comma-separated in the env; "*" allows any.
     allowed_hosts: Annotated[list[str], NoDecode] = []

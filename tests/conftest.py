@@ -39,7 +39,7 @@ def wait_until(condition: Callable[[], T], what: str, bound: float = HANG_S, eve
 
 
 def follow_job(base_url: str, job: dict) -> dict:
-    """A write job's status once it has ended (done, failed or interrupted), however long it runs."""
+    """A write job's status once it has ended (done or failed), however long it runs."""
     import httpx
 
     def ended() -> dict | None:
@@ -196,10 +196,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_process(index_dir: Path, upload_dir: Path, port: int, log: Path | None = None):
+def serve_process(index_dir: Path, upload_dir: Path, port: int, log: Path | None = None, workers: int | None = None):
     """`policyqa serve` in a process of its own (what a user runs), once its index is ready; yields (url, process).
 
-    Its output goes to `log` (a file: a pipe nobody reads would fill up and stall the server)."""
+    `workers`: its --workers (default: one per core). It leads a process group of its own (`os.killpg` stops the
+    whole server). Its output goes to `log` (a file: a pipe nobody reads would fill up and stall the server)."""
     import subprocess
     import sys
 
@@ -207,8 +208,10 @@ def serve_process(index_dir: Path, upload_dir: Path, port: int, log: Path | None
 
     env = {**os.environ, "POLICYQA_MODELS_DIR": str(REPO / "data" / "models"), "POLICYQA_UPLOAD_DIR": str(upload_dir)}
     with open(log or os.devnull, "w") as out:
+        workers_option = ["--workers", str(workers)] if workers else []
         proc = subprocess.Popen([sys.executable, "-m", "policyqa", "serve", "--port", str(port), "--index-dir",
-                                 str(index_dir)], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 str(index_dir), *workers_option], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:

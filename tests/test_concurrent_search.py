@@ -11,10 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from api.documents import start_writer
 from backends.local import LocalBackend
 from embedding.encoder import load_encoder
 from policyqa.settings import Settings
 from tests.conftest import HANG_S, REPO, wait_until
+from writes.job_store import JobStore
 from writes.overrides import Overrides
 from writes.service import WRITE_NICENESS, LiveIndex
 
@@ -74,17 +76,25 @@ def test_a_failed_model_call_fails_the_searches_waiting_for_it_and_the_next_one_
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own CPU priority is a Linux feature")
-def test_writes_run_at_the_lowest_cpu_priority_and_searches_do_not(tmp_path, demo_index_dir, encoder):
+def test_writes_run_at_the_lowest_cpu_priority_and_searches_do_not(tmp_path, demo_index_dir, encoder, monkeypatch):
     shutil.copytree(demo_index_dir, tmp_path / "index")
     live = LiveIndex(LocalBackend(tmp_path / "index"), encoder, upload_dir=tmp_path / "uploads",
-                     overrides=Overrides(tmp_path / "overrides.json"))
+                     overrides=Overrides(tmp_path / "overrides.json"), jobs=JobStore(tmp_path / "jobs", max_queued=4))
+    priorities = []
+    remove = live.remove
+
+    def remove_noting_priority(doc_ids, missing_ok=False):
+        priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return remove(doc_ids, missing_ok)
+
+    monkeypatch.setattr(live, "remove", remove_noting_priority)
+    writer = start_writer(live)
     try:
-        priority = live.submit_removal(
-            ["004_34cdbe798261bc22"],
-            then=lambda report: (report.removed, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())),
-        ).future.result(HANG_S)
+        job = live.submit_removal(["004_34cdbe798261bc22"])
+        job = wait_until(lambda: (j := live.jobs.get(job.id)).is_finished and j, "the removal to finish")
     finally:
-        live.writes.shutdown()
-    assert priority == (["004_34cdbe798261bc22"], WRITE_NICENESS)
+        writer.stop()
+    assert job.state == "done" and job.result["deleted"] == ["004_34cdbe798261bc22"]
+    assert priorities == [WRITE_NICENESS]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < WRITE_NICENESS
     assert "004_34cdbe798261bc22" not in live.index.documents

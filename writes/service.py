@@ -6,15 +6,17 @@ replaces it. A file that yields nothing (unreadable, empty, a duplicate) changes
 documents it produced before stay, and the file is reported as skipped or duplicate.
 
 Searches read the current index view; a write commits a new version through the backend (backends/:
-the local folder or Qdrant), opens it (reusing what has not changed) and only then swaps it in, so searches keep working during a
-write and never see half of one. In a server, writes are jobs on one `WriteQueue` (one at a time,
-in order, never on a thread a search needs) and segment merges run as jobs of their own after the
-write that made them due; the CLI calls the same methods directly and merges at once.
+the local folder or Qdrant), opens it (reusing what has not changed) and only then swaps it in, so searches keep
+working during a write and never see half of one. Other processes serving the same index see the new version
+through `watch_versions`. In a server, writes are jobs in a `JobStore` on disk (writes/job_store.py: one writer
+at a time across processes, in order, on a thread no search needs) and segment merges run as jobs of their own
+after the write that made them due; the CLI calls the same methods directly and merges at once.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import shutil
 import sys
@@ -24,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from backends.base import Backend, SearchIndex, open_backend
 from embedding.encoder import Encoder
@@ -34,11 +35,12 @@ from ingest.readers import SUPPORTED_SUFFIXES
 from ingest.schema import Document, SkippedFile
 from policyqa.settings import Settings
 from storage.store import IndexMissingError
-from writes.jobs import Job, WriteQueue
+from writes.job_store import Job, JobStore
 from writes.overrides import OVERRIDES_FILE, MetadataChange, Overrides, apply_overrides
 
-WRITE_NICENESS = 19  # the lowest: see at_low_priority
-JOBS_JOURNAL = ".jobs.json"
+WRITE_NICENESS = 19  # the lowest: see lower_write_priority
+JOBS_FOLDER = ".jobs"
+log = logging.getLogger(__name__)
 
 
 class UnknownDocumentError(KeyError):
@@ -81,8 +83,8 @@ class WriteReport:
     removed: list[str] = field(default_factory=list)
 
 
-def at_low_priority(work: Callable[[], Any]) -> Callable[[], Any]:
-    """`work`, run on its thread at the lowest CPU priority (Linux: a thread's niceness is its own).
+def lower_write_priority() -> None:
+    """Run the calling thread at the lowest CPU priority (Linux: a thread's niceness is its own).
 
     A write (parsing, embedding and tokenising its clauses, merging segments) otherwise takes CPU and the
     GIL from searches. bench/load.py, 50 users, uploads back to back, 2026-12-03, same run:
@@ -90,12 +92,8 @@ def at_low_priority(work: Callable[[], Any]) -> Callable[[], Any]:
     another job on the machine, search throughput during writes -23 % vs unchanged. Writes take ~20 %
     longer. Elsewhere than Linux the write runs as it is.
     """
-    def run():
-        if sys.platform.startswith("linux"):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITE_NICENESS)
-        return work()
-
-    return run
+    if sys.platform.startswith("linux"):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITE_NICENESS)
 
 
 def return_freed_memory() -> None:
@@ -136,19 +134,22 @@ def unsupported_type(filename: str) -> SkippedFile | None:
 
 class LiveIndex:
     def __init__(self, backend: Backend, encoder: Encoder, upload_dir: Path, overrides: Overrides,
-                 with_context: bool = True, max_file_bytes: int | None = None, max_queued_writes: int = 16,
-                 background_merges: bool = True, jobs_journal: Path | None = None,
-                 pipeline: SearchPipeline | None = None) -> None:
+                 with_context: bool = True, max_file_bytes: int | None = None, background_merges: bool = True,
+                 jobs: JobStore | None = None, pipeline: SearchPipeline | None = None) -> None:
         self.backend = backend
         self.pipeline = pipeline
         self.overrides = overrides
         self.upload_dir = Path(upload_dir)
+        self.jobs = jobs  # a server's write jobs; None: writes are called directly (the CLI)
+        # How far the write under way is (stage, done, total): set by whoever runs the writes.
+        self.progress: Callable[..., None] = lambda stage, done=None, total=None: None
         self._encoder = encoder
         self._with_context = with_context
         self._max_file_bytes = max_file_bytes
         self._background_merges = background_merges
-        self.writes = WriteQueue(max_queued_writes, jobs_journal)
         self._current: SearchIndex | None = None
+        self._version: str | None = None  # the backend's version the current view was opened at (or after)
+        self._reopening = threading.Lock()
         # A damaged index raises here: nothing may serve from it or write into it.
         self._exists = backend.exists()
         for stale in self.upload_dir.glob(".staging-*") if self.upload_dir.is_dir() else []:
@@ -159,14 +160,14 @@ class LiveIndex:
                      background_merges: bool = True, server: bool = False,
                      pipeline: SearchPipeline | None = None) -> LiveIndex:
         """The write service over the configured backend (`index_dir` overrides the settings' folder); a
-        `server` keeps its jobs in a journal (`<upload_dir>/.jobs.json`) to report them after a restart;
-        `pipeline` ranks its searches (without one: fusion alone, as a write needs)."""
+        `server` keeps its write jobs on disk (`<upload_dir>/.jobs/`), shared by its processes and kept over
+        restarts; `pipeline` ranks its searches (without one: fusion alone, as a write needs)."""
         folder = Path(index_dir or settings.index_dir)
+        jobs = JobStore(settings.upload_dir / JOBS_FOLDER, settings.max_queued_writes) if server else None
         return cls(open_backend(settings, folder), encoder, upload_dir=settings.upload_dir,
                    overrides=Overrides(folder / OVERRIDES_FILE), with_context=settings.embedding_context,
-                   max_file_bytes=settings.max_file_bytes, max_queued_writes=settings.max_queued_writes,
-                   background_merges=background_merges,
-                   jobs_journal=settings.upload_dir / JOBS_JOURNAL if server else None, pipeline=pipeline)
+                   max_file_bytes=settings.max_file_bytes, background_merges=background_merges, jobs=jobs,
+                   pipeline=pipeline)
 
     def warm_up(self) -> None:
         """Open the index and search once before serving: it loads jieba's dictionary and runs the model once,
@@ -180,12 +181,38 @@ class LiveIndex:
         if current is None:
             if not self._exists:
                 raise IndexMissingError(self.backend.where)
-            current = self._current = self.backend.open(self._encoder, pipeline=self.pipeline)
+            self._reopen()
+            current = self._current
         return current
 
+    @property
+    def version(self) -> str | None:
+        """The backend version the served view was opened at (None before the first open)."""
+        return self._version
+
     def _reopen(self) -> None:
-        self._current = self.backend.open(self._encoder, self._current, self.pipeline)
-        self._exists = True
+        """Open the backend's live version (reusing what has not changed) and serve it from now on."""
+        with self._reopening:
+            version = self.backend.version()  # read first: a commit meanwhile is seen by the next check
+            self._current = self.backend.open(self._encoder, self._current, self.pipeline)
+            self._version, self._exists = version, True
+
+    def watch_versions(self, interval_seconds: float = 0.25) -> threading.Event:
+        """Serve versions other processes commit (another server process's writer, `policyqa ingest`): the
+        backend's version is checked every `interval_seconds` on a thread of its own, and a new one is opened
+        there and swapped in; searches keep reading the view they have. Set the returned event to stop."""
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(interval_seconds):
+                try:
+                    if self.backend.version() not in (None, self._version):
+                        self._reopen()
+                except Exception:  # a damaged or unreachable index: keep serving the last good view
+                    log.warning("could not open the index's new version", exc_info=True)
+
+        threading.Thread(target=watch, name="policyqa-versions", daemon=True).start()
+        return stop
 
     def _commit(self, on_embedded: Callable[[int, int], None] | None = None, **changes) -> str:
         embedded = 0
@@ -193,17 +220,18 @@ class LiveIndex:
         def report(chars: int, total: int) -> None:
             nonlocal embedded
             embedded += chars
-            self.writes.progress("embedding" if embedded < total else "committing", embedded, total)
+            self.progress("embedding" if embedded < total else "committing", embedded, total)
             if on_embedded:
                 on_embedded(chars, total)
 
-        self.writes.progress("embedding" if changes.get("add_clauses") else "committing")
+        self.progress("embedding" if changes.get("add_clauses") else "committing")
         version = self.backend.write(self._encoder, with_context=self._with_context, on_embedded=report,
                                      merge=not self._background_merges, **changes)
         self._reopen()
         return_freed_memory()
-        if self._background_merges and not any(j.kind == "merge" and j.state == "queued" for j in self.writes.jobs()):
-            self.writes.submit("merge", [], at_low_priority(self.merge), limited=False)
+        if self._background_merges and self.jobs is not None and not any(
+                j.kind == "merge" and j.state == "queued" for j in self.jobs.jobs()):
+            self.jobs.submit("merge", [], limited=False)
         return version
 
     def merge(self) -> str | None:
@@ -214,22 +242,36 @@ class LiveIndex:
             return_freed_memory()
         return version
 
-    def submit_uploads(self, uploads: list[Upload], then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
-        """Queue an upload; the job's result is `then(report)`."""
-        return self.writes.submit("upload", [u.filename for u in uploads],
-                                  at_low_priority(lambda: then(self.add_uploads(uploads))))
+    def _submit(self, kind: str, subject: list[str], **kwargs) -> Job:
+        if self.jobs is None:
+            raise RuntimeError("this LiveIndex has no job store: call its write methods directly")
+        return self.jobs.submit(kind, subject, **kwargs)
 
-    def submit_removal(self, doc_ids: list[str], then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
+    def submit_uploads(self, uploads: list[Upload]) -> Job:
+        """Queue an upload: its files are staged with the job (a restart runs it from them)."""
+        files = {safe_upload_name(u.filename): u.content for u in uploads if not unsupported_type(u.filename)}
+        return self._submit("upload", [u.filename for u in uploads], files=list(files.items()))
+
+    def submit_removal(self, doc_ids: list[str]) -> Job:
         """Queue a removal; unknown documents, and documents a waiting or running write is about to replace,
         are refused at once."""
         self._refuse_unknown(doc_ids)
         self._refuse_busy(doc_ids)
-        return self.writes.submit("remove", list(doc_ids), at_low_priority(lambda: then(self.remove(doc_ids))))
+        return self._submit("remove", list(doc_ids))
+
+    def submit_metadata(self, doc_id: str, change: MetadataChange) -> Job:
+        """Queue a metadata correction; an unknown document is refused at once."""
+        self._refuse_unknown([doc_id])
+        return self._submit("metadata", [doc_id], params={"change": change.model_dump(exclude_unset=True)})
+
+    def submit_reparse(self, doc_id: str) -> Job:
+        self._refuse_unknown([doc_id])
+        return self._submit("reparse", [doc_id])
 
     def _refuse_busy(self, doc_ids: list[str]) -> None:
         """A removal would race a write that replaces the same document: the user could not tell which won."""
-        for job in self.writes.jobs():
-            if job.state not in ("queued", "running"):
+        for job in self.jobs.jobs() if self.jobs is not None else []:
+            if job.is_finished:
                 continue
             for doc_id in doc_ids:
                 source = self.index.documents[doc_id].source_path
@@ -250,35 +292,45 @@ class LiveIndex:
         return self._add(paths, {str(p): str(p) for p in paths}, on_file, on_embedded)
 
     def add_uploads(self, uploads: list[Upload]) -> WriteReport:
-        """Parse uploaded files and add their documents; a re-upload of a file name replaces it.
-
-        The files are parsed from a staging folder and moved into the upload folder only after
-        the new index version is committed: a failure anywhere leaves index and folder as they were.
-        """
+        """Parse uploaded files and add their documents (`add_staged`, from a staging folder of their own)."""
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.upload_dir))
         try:
-            staged: dict[str, str] = {}  # staging path -> final path
-            skipped: list[SkippedFile] = []
             for upload in uploads:
-                name = safe_upload_name(upload.filename)
-                if refusal := unsupported_type(upload.filename):
-                    skipped.append(refusal)
-                    continue
-                path = staging / name
-                path.write_bytes(upload.content)
-                staged[str(path)] = str(self.upload_dir / name)
-            report = self._add([Path(p) for p in staged], staged)
-            report.result.files = len(uploads)
-            report.result.skipped[:0] = skipped
-            for item in report.result.skipped + report.result.duplicates:
-                item.path = Path(staged.get(item.path, item.path)).name
-            if report.version is not None:
-                for source in {d.source_path for d in report.result.documents}:
-                    Path(next(s for s, f in staged.items() if f == source)).replace(source)
-            return report
+                if not unsupported_type(upload.filename):
+                    (staging / safe_upload_name(upload.filename)).write_bytes(upload.content)
+            return self.add_staged(staging, [u.filename for u in uploads])
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def add_staged(self, folder: Path, filenames: list[str]) -> WriteReport:
+        """Add the uploads `filenames`, staged in `folder` under their safe names; a re-upload of a file name
+        replaces it.
+
+        The files are parsed where they are staged and copied into the upload folder only after the new
+        index version is committed: a failure anywhere leaves index and folder as they were. Running it again
+        (a job cut short) adds nothing twice: the documents replace those of the same uploaded files.
+        """
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        staged: dict[str, str] = {}  # staged path -> final path
+        skipped: list[SkippedFile] = []
+        for filename in filenames:
+            if refusal := unsupported_type(filename):
+                skipped.append(refusal)
+                continue
+            name = safe_upload_name(filename)
+            staged[str(folder / name)] = str(self.upload_dir / name)
+        report = self._add([Path(p) for p in staged], staged)
+        report.result.files = len(filenames)
+        report.result.skipped[:0] = skipped
+        for item in report.result.skipped + report.result.duplicates:
+            item.path = Path(staged.get(item.path, item.path)).name
+        if report.version is not None:
+            for source in {d.source_path for d in report.result.documents}:
+                partial = Path(source).with_name(f".{Path(source).name}.{os.getpid()}.partial")
+                shutil.copyfile(next(s for s, f in staged.items() if f == source), partial)
+                os.replace(partial, source)
+        return report
 
     def _add(self, files: list[Path], source_of: dict[str, str], on_file=None, on_embedded=None) -> WriteReport:
         """Parse `files`, record each document under `source_of[path]`, and commit (the replacement rule above)."""
@@ -291,11 +343,11 @@ class LiveIndex:
         def report(path: Path) -> None:
             nonlocal parsed
             parsed += 1
-            self.writes.progress("parsing", parsed, len(files))
+            self.progress("parsing", parsed, len(files))
             if on_file:
                 on_file(path)
 
-        self.writes.progress("parsing", 0, len(files))
+        self.progress("parsing", 0, len(files))
         result = ingest_files(files, known_hashes={d.sha256: d.doc_id for d in kept}, on_file=report, **kwargs)
         result.documents = [d.model_copy(update={"source_path": source_of[d.source_path]}) for d in result.documents]
         result.documents, result.clauses = apply_overrides(result.documents, result.clauses, self.overrides.load())
@@ -305,11 +357,6 @@ class LiveIndex:
         version = self._commit(add_documents=result.documents, add_clauses=result.clauses,
                                replace_sources={d.source_path for d in result.documents}, on_embedded=on_embedded)
         return WriteReport(version=version, result=result)
-
-    def submit_metadata(self, doc_id: str, change: MetadataChange, then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
-        """Queue a metadata correction; an unknown document is refused at once."""
-        self._refuse_unknown([doc_id])
-        return self.writes.submit("metadata", [doc_id], at_low_priority(lambda: then(self.set_metadata(doc_id, change))))
 
     def set_metadata(self, doc_id: str, change: MetadataChange) -> WriteReport:
         """Correct a document's metadata: it is written again with the correction (a new title re-embeds its
@@ -322,10 +369,6 @@ class LiveIndex:
         self.overrides.save(doc_id, fields)
         return WriteReport(version=version, result=IngestResult(files=0, documents=documents, clauses=clauses))
 
-    def submit_reparse(self, doc_id: str, then: Callable[[WriteReport], Any] = lambda r: r) -> Job:
-        self._refuse_unknown([doc_id])
-        return self.writes.submit("reparse", [doc_id], at_low_priority(lambda: then(self.reparse(doc_id))))
-
     def reparse(self, doc_id: str) -> WriteReport:
         """Parse a document's file again (after a parser upgrade): the file's documents are replaced."""
         self._refuse_unknown([doc_id])
@@ -334,8 +377,11 @@ class LiveIndex:
             raise SourceMissingError(doc_id, source)
         return self._add([Path(source)], {source: source})
 
-    def remove(self, doc_ids: list[str]) -> WriteReport:
-        """Remove documents, and the uploaded files they came from once no document needs them."""
+    def remove(self, doc_ids: list[str], missing_ok: bool = False) -> WriteReport:
+        """Remove documents, and the uploaded files they came from once no document needs them. `missing_ok`:
+        documents already gone are not an error (a removal cut short and run again)."""
+        if missing_ok:
+            doc_ids = [d for d in doc_ids if self._exists and d in self.index.documents]
         self._refuse_unknown(doc_ids)
         sources = {self.index.documents[d].source_path for d in doc_ids}
         version = self._commit(add_documents=[], add_clauses=[], remove_doc_ids=set(doc_ids))

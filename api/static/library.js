@@ -6,7 +6,7 @@
 
 const PAGE_SIZE = 50;
 const KEY_STORAGE = "policyqa-key";
-const FINISHED = ["done", "failed", "interrupted"];
+const FINISHED = ["done", "failed"];
 const STAGES = { queued: "排队中", running: "处理中", parsing: "解析", embedding: "向量化", committing: "写入索引" };
 // The fields 修改 corrects, with their names.
 const FIELD_NAMES = { title: "标题", issuer: "发文机关", doc_number: "文号", date: "日期", region: "地区" };
@@ -39,7 +39,7 @@ const PROBLEMS = {
   not_found: () => "文件库里已没有这份文件（可能刚被删除）；请刷新列表。",
   write_queue_full: () => "等待中的写入任务太多，请稍后再试。",
   cross_site: () => "请求来自其他网站，已被拒绝。",
-  interrupted: () => "服务器在任务完成前重启了，任务没有完成；文件库保持上一次写入完成时的样子，请重新提交。",
+  interrupted: () => "服务器在这次写入中途停止了三次，不再重试；文件库保持上一次写入完成时的样子。",
   write_failed: () => "服务器内部写入失败；文件库没有改变。",
   index_damaged: () => "索引已损坏，写入已停止：请管理员运行 policyqa index repair。",
 };
