@@ -14,6 +14,10 @@ after another, and reports how long each write took.
 Without --url the script copies the index's live version into a temporary folder, starts
 `policyqa serve` on a free loopback port over the copy (writes never touch --index-dir), and stops
 it at the end. The client is one aiohttp process; its own CPU use is reported beside the server's.
+Per variant it also reports the server's CPU per search, the share of the machine's limit that
+throughput reaches (cores / CPU per search), each server process's memory (PSS, after the idle
+phase), and after each write how long until every server process answered with its version.
+Compare 1 and N processes with `--variant "1 worker:POLICYQA_WORKERS=1" --variant "2 workers:POLICYQA_WORKERS=2"`.
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ class Phase:
     server_cpu: float | None = 0.0  # None: a server this script did not start
     machine_cpu: float = 0.0
     cache_hit_share: float | None = None
+    memory_pss_mb: dict[int, float] | None = None  # server process -> PSS, at the end of the phase
 
     def summary(self) -> dict:
         lat = np.array(self.latencies) * 1000
@@ -122,13 +127,19 @@ class Phase:
             "server_cpu_cores": round(self.server_cpu / self.seconds, 2) if self.server_cpu is not None else None,
             "other_cpu_cores": round((self.machine_cpu - (self.server_cpu or 0) - self.client_cpu) / self.seconds, 2),
             "query_cache_hit_share": self.cache_hit_share,
+            "server_cpu_ms_per_search": round(1000 * self.server_cpu / len(lat), 2) if self.server_cpu and len(lat) else None,
+            "memory_pss_mb": self.memory_pss_mb,
         }
+        if out["server_cpu_ms_per_search"]:  # the machine's limit: every core busy with searches
+            out["share_of_limit"] = round(out["req_per_s"] * out["server_cpu_ms_per_search"] / 1000 / os.cpu_count(), 2)
         if self.writes:
             during = self._during_writes()
             out["writes"] = self.writes
             out["write_seconds"] = [w["seconds"] for w in self.writes]
             out["requests_during_a_write"] = len(during)
             out["p95_ms_during_a_write"] = round(float(np.percentile(during, 95)), 1) if len(during) else None
+            lags = [w["seen_everywhere_s"] for w in self.writes if w.get("seen_everywhere_s") is not None]
+            out["version_seen_everywhere_s_max"] = max(lags) if lags else None
         return out
 
     def _during_writes(self) -> np.ndarray:
@@ -144,21 +155,56 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS  # all but idle and iowait
 
 
-def server_cpu_seconds(pid: int | None) -> float:
-    """User + system CPU of a process and all its descendants (uvicorn workers), from /proc."""
-    if pid is None:
-        return 0.0
-    total, todo = 0.0, [pid]
+def server_processes(pid: int) -> list[int]:
+    """The server's process and all its descendants (its workers), from /proc."""
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue
+        found.append(p)
+    return found
+
+
+def server_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of the server's processes."""
+    total = 0.0
+    for p in server_processes(pid) if pid is not None else []:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return total
+
+
+def server_pss_mb(pid: int) -> dict[int, float]:
+    """Proportional set size of each server process (pages shared by N processes count 1/N in each): their sum
+    is what the server costs the machine's memory."""
+    pss = {}
+    for p in server_processes(pid):
+        try:
+            line = next(x for x in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines() if x.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+        pss[p] = round(int(line.split()[1]) / 1024, 1)
+    return pss
+
+
+async def seen_everywhere(url: str, version: str, processes: int, start: float) -> float:
+    """Seconds from `start` until `processes` server processes have answered /healthz with `version` or a later
+    one (each on a new connection: the kernel hands new connections to any worker)."""
+    serving: set[int] = set()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as probe:
+        while len(serving) < processes:
+            async with probe.get(f"{url}/healthz") as response:
+                body = await response.json()
+                if body.get("version") and body["version"] >= version:
+                    serving.add(int(response.headers["x-policyqa-process"]))
+    return round(time.perf_counter() - start, 3)
 
 
 async def user(session: aiohttp.ClientSession, url: str, mix: QueryMix, phase: Phase | None, until: float) -> None:
@@ -184,8 +230,9 @@ async def user(session: aiohttp.ClientSession, url: str, mix: QueryMix, phase: P
 
 
 async def uploader(session: aiohttp.ClientSession, url: str, files: list[Path], phase: Phase, until: float,
-                   uploaded: list[str]) -> None:
-    """One write after another until the window closes: each a real law file, waited for."""
+                   uploaded: list[str], processes: int) -> None:
+    """One write after another until the window closes: each a real law file, waited for, and its version
+    looked for in every one of `processes` server processes."""
     for path in files:
         if time.perf_counter() >= until:
             return
@@ -199,8 +246,9 @@ async def uploader(session: aiohttp.ClientSession, url: str, files: list[Path], 
         if response.status != 200:
             raise SystemExit(f"upload of {path} answered {response.status}: {body}")
         uploaded += [d["doc_id"] for d in body["documents"]]
+        lag = await seen_everywhere(url, body["version"], processes, time.perf_counter()) if processes else None
         phase.writes.append({"file": path.name, "clauses": body["clauses_added"], "start": start,
-                             "seconds": round(seconds, 2)})
+                             "seconds": round(seconds, 2), "seen_everywhere_s": lag})
 
 
 async def run_phase(url: str, users: int, seconds: float, mix: QueryMix, pid: int | None, name: str,
@@ -220,13 +268,15 @@ async def run_phase(url: str, users: int, seconds: float, mix: QueryMix, pid: in
         wall0 = time.perf_counter()
         until = wall0 + seconds
         writes = None
-        if upload_files:
-            writes = asyncio.ensure_future(uploader(session, url, upload_files, phase, until, uploaded))
+        if upload_files:  # the server's workers: all its processes but the arbiter, when it has workers
+            processes = max(1, len(server_processes(pid)) - 1) if pid else 0
+            writes = asyncio.ensure_future(uploader(session, url, upload_files, phase, until, uploaded, processes))
         await asyncio.gather(*(user(session, url, mix, phase, until) for _ in range(users)))
         phase.seconds = time.perf_counter() - wall0
         phase.client_cpu = _client_cpu() - cpu0
         phase.server_cpu = server_cpu_seconds(pid) - server0 if pid else None
         phase.machine_cpu = machine_busy_seconds() - machine0
+        phase.memory_pss_mb = server_pss_mb(pid) if pid else None
         if writes:  # the write under way when the searches stopped still counts: its time is what it took
             await writes
     phase.cache_hit_share = round(mix.hits / mix.encoded, 3) if mix.encoded else None
@@ -336,7 +386,7 @@ async def measure(url: str, pid: int | None, args, pool: list[str], files: list[
 
 def print_table(results: list[dict]) -> None:
     head = f"{'variant':14} {'phase':14} {'req/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'errors':>6} " \
-           f"{'hits':>5} {'client':>6} {'server':>6} {'others':>6}"
+           f"{'hits':>5} {'client':>6} {'server':>6} {'others':>6} {'ms/search':>9} {'limit':>5} {'PSS MB':>7}"
     print(head + "\n" + "-" * len(head))
     for r in results:
         for p in r["phases"]:
@@ -344,7 +394,10 @@ def print_table(results: list[dict]) -> None:
             print(f"{r['variant']:14} {p['phase']:14} {p['req_per_s']:7.1f} {' '.join(ms)} {p['errors']:6d} "
                   f"{p['query_cache_hit_share'] or 0:5.2f} {p['client_cpu_cores']:6.2f} "
                   f"{'-' if p['server_cpu_cores'] is None else format(p['server_cpu_cores'], '6.2f'):>6} "
-                  f"{p['other_cpu_cores']:6.2f}")
+                  f"{p['other_cpu_cores']:6.2f} {p['server_cpu_ms_per_search'] or 0:9.2f} "
+                  f"{p.get('share_of_limit') or 0:5.2f} {sum((p['memory_pss_mb'] or {}).values()):7.0f}")
+            if p["memory_pss_mb"]:
+                print(f"{'':14} PSS per process (MB): {p['memory_pss_mb']}")
             if p["error_kinds"]:
                 print(f"{'':14} errors: {p['error_kinds']}")
         idle, *writing = r["phases"]
@@ -354,9 +407,12 @@ def print_table(results: list[dict]) -> None:
             print(f"{'':14} p95 during writes / idle: {w['p95_ms'] / idle['p95_ms']:.2f}x"
                   + (f" (searches started while a write ran: {w['requests_during_a_write']}, p95 {during} ms,"
                      f" {during / idle['p95_ms']:.2f}x)" if during else "")
-                  + f"; {len(w['write_seconds'])} writes, seconds each: {w['write_seconds']}")
+                  + f"; {len(w['write_seconds'])} writes, seconds each: {w['write_seconds']}"
+                  + f"; version served by every process at most {w['version_seen_everywhere_s_max']} s after its write")
     print("latencies in ms; hits = share of embedded queries the server's query cache answers; client/server/others "
-          f"= CPU cores used by this script, the server, and every other process (the machine has {os.cpu_count()})")
+          f"= CPU cores used by this script, the server, and every other process (the machine has {os.cpu_count()}); "
+          "ms/search = server CPU per search; limit = req/s as a share of cores / CPU per search; PSS = the server's "
+          "processes' memory together")
 
 
 def parse_variant(spec: str) -> tuple[str, Path, dict[str, str]]:

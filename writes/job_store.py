@@ -34,6 +34,7 @@ MAX_ATTEMPTS = 3
 CUT_SHORT = {"error": "interrupted", "detail": None,
              "message": f"the server stopped in the middle of this write {MAX_ATTEMPTS} times; it is not run again "
                         "and the index is as the last finished write left it"}
+RESCAN_SECONDS = 2.0
 log = logging.getLogger(__name__)
 
 
@@ -187,6 +188,7 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._running: Job | None = None
         self._saved_at = 0.0
+        self._idle_at: tuple[int, float] | None = None  # (folder mtime, when) of the last scan that found nothing
 
     def start(self) -> None:
         self._stop.clear()
@@ -206,11 +208,23 @@ class JobRunner:
             if not self.lock.acquire():
                 self._stop.wait(self._retry)
                 continue
-            job = self.store.next_job()
+            job = self._next_job()
             if job is None:
                 self._stop.wait(self._poll)
                 continue
             self.run(job)
+
+    def _next_job(self) -> Job | None:
+        """The store's next job; while the folder has not changed since a scan found none, None without reading
+        every record again (a new or changed record is renamed into the folder, which changes its mtime). The
+        folder is read again every RESCAN_SECONDS whatever its mtime says (a change within its timestamp's
+        granularity)."""
+        stamp = self.store.folder.stat().st_mtime_ns
+        if self._idle_at and self._idle_at[0] == stamp and time.monotonic() - self._idle_at[1] < RESCAN_SECONDS:
+            return None
+        job = self.store.next_job()
+        self._idle_at = None if job else (stamp, time.monotonic())
+        return job
 
     def run(self, job: Job) -> None:
         job.attempts += 1
