@@ -111,20 +111,21 @@ class QueryBatcher:
 SERVER_ONNX_THREADS = 2
 
 
-def concurrent_session_options():
-    """onnxruntime for a server: two threads per call, none spin-waiting between calls.
+def concurrent_session_options(threads: int = SERVER_ONNX_THREADS):
+    """onnxruntime for a server: `threads` per call (two by default), none spin-waiting between calls.
 
     By default every call uses a pool of one thread per core that spins after its work; with many
     searches at once that burns the CPU the other requests need. Server CPU per search request
     (bench/load.py, 50 users, 2 cores, 2026-12-03, two rounds): onnxruntime's default 22-27 ms; one
     thread without spinning 18-19 ms; with the QueryBatcher 14.5-16.5 ms, and 15-16.5 ms with two
     threads. Two, because an upload's passages are embedded by the same session: a 4,000-character
-    notice took 3.0-3.2 s on one thread, 1.2-1.9 s on two (with batches of 8).
+    notice took 3.0-3.2 s on one thread, 1.2-1.9 s on two (with batches of 8). A server of several
+    processes gets its parallelism from them and encodes on one thread (`load_encoder`).
     """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = SERVER_ONNX_THREADS
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     # No memory arena: it kept the peak of the largest upload's batches for good (server RSS 2.7 GB after
     # 20 writes at 56k clauses; 1.15 GB without it, bench/write_speed.py). Query encoding 9.0-10.1 ms with
@@ -159,7 +160,7 @@ class SentenceTransformerEncoder:
     """
 
     def __init__(self, model: str, model_id: str, variant: EncoderVariant = "torch", batch_size: int = 8,
-                 concurrent: bool = False) -> None:
+                 concurrent: bool = False, threads: int = SERVER_ONNX_THREADS) -> None:
         if variant not in ENCODER_VARIANTS:
             raise ValueError(f"unknown encoder variant {variant!r}; choose one of {', '.join(ENCODER_VARIANTS)}")
         if variant == "torch":
@@ -167,7 +168,7 @@ class SentenceTransformerEncoder:
 
             self._model = SentenceTransformer(model, device="cpu", local_files_only=Path(model).exists())
         else:
-            self._model = _onnx_model(Path(model), variant, concurrent_session_options() if concurrent else None)
+            self._model = _onnx_model(Path(model), variant, concurrent_session_options(threads) if concurrent else None)
         self.model_id = model_id
         self.variant = variant
         self.dim = self._model.get_embedding_dimension()
@@ -222,6 +223,11 @@ class SentenceTransformerEncoder:
 
 def load_encoder(settings: Settings, concurrent: bool = False) -> SentenceTransformerEncoder:
     """The configured encoder (sentence-transformers and torch load here: parsing never needs them);
-    `concurrent` for a server answering many searches at once."""
+    `concurrent` for a server answering many searches at once.
+
+    A server of several processes encodes on one thread per call: CPU per search (in process, the load
+    mix, rerank off, 2026-12-05) 4.7-5.1 ms on one thread vs 6.5-6.9 ms on two, the threads' hand-offs
+    being most of a short query's cost; its uploads embed more slowly (one thread instead of two)."""
     model, model_id = resolve_model(settings.model, settings.models_dir)
-    return SentenceTransformerEncoder(model, model_id, variant=settings.encoder, concurrent=concurrent)
+    threads = 1 if settings.server_processes() > 1 else SERVER_ONNX_THREADS
+    return SentenceTransformerEncoder(model, model_id, variant=settings.encoder, concurrent=concurrent, threads=threads)

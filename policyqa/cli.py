@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -258,7 +257,7 @@ def serve(
     updates = {k: v for k, v in {"host": host, "port": port, "index_dir": index_dir, "workers": workers}.items()
                if v is not None}
     settings = get_settings().model_copy(update=updates)
-    processes = settings.workers or os.cpu_count() or 1
+    processes = settings.server_processes()
     if processes > 1 and settings.backend == "qdrant" and not settings.qdrant_url:
         err.print(f"[red]--workers {processes}: Qdrant's local mode (POLICYQA_QDRANT_PATH) allows one process; serve "
                   "with --workers 1, or use a Qdrant server (POLICYQA_QDRANT_URL)[/red]")

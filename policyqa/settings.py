@@ -5,6 +5,7 @@ Imports nothing of the project: the CLI and the app read a `Settings` and pass i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -83,6 +84,10 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_api_key: str = "none"
     llm_timeout_s: float = 60.0
+
+    def server_processes(self) -> int:
+        """How many processes `policyqa serve` answers from."""
+        return self.workers or os.cpu_count() or 1
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
