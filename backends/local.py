@@ -24,7 +24,12 @@ class LocalBackend:
         return IndexStore(self.index_dir).is_empty()
 
     def version(self) -> str | None:
-        return IndexStore(self.index_dir).current_version()
+        """What CURRENT names, unchecked (each server process reads it four times a second; opening the version
+        checks it)."""
+        try:
+            return (self.index_dir / "CURRENT").read_text(encoding="utf-8").strip() or None
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
 
     def open(self, encoder: Encoder, previous: ClauseIndex | None = None,
              pipeline: SearchPipeline | None = None) -> ClauseIndex:

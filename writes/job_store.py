@@ -141,29 +141,25 @@ class WriterLock:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._file = None
-
-    @property
-    def held(self) -> bool:
-        return self._file is not None
+        self.held = False
 
     def acquire(self) -> bool:
-        if self._file is None:
-            file = self.path.open("a")
+        if not self.held:
+            self._file = self._file or self.path.open("a")  # kept open between tries: a try is one system call
             try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                file.close()
                 return False
-            file.truncate(0)
-            file.write(str(os.getpid()))
-            file.flush()
-            self._file = file
+            self._file.truncate(0)
+            self._file.write(str(os.getpid()))
+            self._file.flush()
+            self.held = True
         return True
 
     def release(self) -> None:
         if self._file is not None:
             self._file.close()  # closing the only descriptor drops the flock
-            self._file = None
+            self._file, self.held = None, False
 
 
 Handler = Callable[[Job, Path], dict | str | None]

@@ -204,12 +204,17 @@ class LiveIndex:
         stop = threading.Event()
 
         def watch() -> None:
+            unopenable = None  # a version that failed to open is not tried again (nor logged) until another comes
             while not stop.wait(interval_seconds):
+                version = None
                 try:
-                    if self.backend.version() not in (None, self._version):
+                    version = self.backend.version()
+                    if version not in (None, self._version, unopenable):
                         self._reopen()
                 except Exception:  # a damaged or unreachable index: keep serving the last good view
-                    log.warning("could not open the index's new version", exc_info=True)
+                    unopenable = version
+                    log.warning("could not open the index's version %s; still serving %s", version, self._version,
+                                exc_info=True)
 
         threading.Thread(target=watch, name="policyqa-versions", daemon=True).start()
         return stop
