@@ -10,6 +10,7 @@ dies is killed with it (Linux), so no orphan keeps the port or the writer lock.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 import sys
@@ -76,5 +77,10 @@ class WorkerServer(BaseApplication):
 
 
 def serve_workers(app: FastAPI, host: str, port: int, workers: int) -> None:
-    """Serve `app` (already built: forked, not rebuilt) from `workers` processes until stopped."""
+    """Serve `app` (already built: forked, not rebuilt) from `workers` processes until stopped.
+
+    What the app allocated is frozen out of the garbage collector first: a collection in a worker would
+    otherwise write to every object it visits and so copy the pages the workers share."""
+    gc.collect()
+    gc.freeze()
     WorkerServer(app, host, port, workers).run()
