@@ -22,6 +22,7 @@ from api.schemas import ErrorBody
 from api.security import install_security
 from api.workers import AnsweredBy
 from embedding.encoder import Encoder, load_encoder
+from index.dense import search_on_one_thread
 from index.pipeline import SearchPipeline
 from policyqa.settings import Settings
 from writes.service import LiveIndex
@@ -52,6 +53,7 @@ async def _serving_writes(app: FastAPI):
 def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
                pipeline: SearchPipeline | None = None) -> FastAPI:
     settings = settings or Settings()
+    search_on_one_thread()
     encoder = encoder or load_encoder(settings, concurrent=True)
     pipeline = pipeline or SearchPipeline.from_settings(settings, concurrent=True)
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the server, not a CDN (offline machines).

@@ -63,6 +63,7 @@ class WorkerServer(BaseApplication):
             "preload_app": True,
             "post_fork": die_with_arbiter,
             "timeout": WORKER_TIMEOUT_S,
+            "keepalive": 5,  # uvicorn's own default (gunicorn's is 2 s): the same server whatever --workers says
             "graceful_timeout": 30,
             "loglevel": "warning",
         }

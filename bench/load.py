@@ -229,7 +229,7 @@ async def user(session: aiohttp.ClientSession, url: str, mix: QueryMix, phase: P
                 phase.starts.append(start)
 
 
-async def uploader(session: aiohttp.ClientSession, url: str, files: list[Path], phase: Phase, until: float,
+async def uploader(url: str, files: list[Path], phase: Phase, until: float,
                    uploaded: list[str], processes: int) -> None:
     """One write after another until the window closes: each a real law file, waited for, and its version
     looked for in every one of `processes` server processes."""
@@ -239,14 +239,18 @@ async def uploader(session: aiohttp.ClientSession, url: str, files: list[Path], 
         form = aiohttp.FormData()
         form.add_field("files", path.read_bytes(), filename=f"bench-{path.parent.name}-{path.name}")
         start = time.perf_counter()
-        async with session.post(f"{url}/api/documents", data=form, params={"wait": "true"},
-                                timeout=aiohttp.ClientTimeout(total=600)) as response:
+        # A connection of its own per upload (as a browser's after a pause): a pooled one idle past the
+        # server's keep-alive may be closed just as the upload is sent on it.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as uploads, \
+                uploads.post(f"{url}/api/documents", data=form, params={"wait": "true"},
+                             timeout=aiohttp.ClientTimeout(total=600)) as response:
             body = await response.json()
         seconds = time.perf_counter() - start
         if response.status != 200:
             raise SystemExit(f"upload of {path} answered {response.status}: {body}")
         uploaded += [d["doc_id"] for d in body["documents"]]
-        lag = await seen_everywhere(url, body["version"], processes, time.perf_counter()) if processes else None
+        lag = await seen_everywhere(url, body["version"], processes, time.perf_counter()) \
+            if processes and body["version"] else None  # None: nothing new (a duplicate)
         phase.writes.append({"file": path.name, "clauses": body["clauses_added"], "start": start,
                              "seconds": round(seconds, 2), "seen_everywhere_s": lag})
 
@@ -270,7 +274,7 @@ async def run_phase(url: str, users: int, seconds: float, mix: QueryMix, pid: in
         writes = None
         if upload_files:  # the server's workers: all its processes but the arbiter, when it has workers
             processes = max(1, len(server_processes(pid)) - 1) if pid else 0
-            writes = asyncio.ensure_future(uploader(session, url, upload_files, phase, until, uploaded, processes))
+            writes = asyncio.ensure_future(uploader(url, upload_files, phase, until, uploaded, processes))
         await asyncio.gather(*(user(session, url, mix, phase, until) for _ in range(users)))
         phase.seconds = time.perf_counter() - wall0
         phase.client_cpu = _client_cpu() - cpu0

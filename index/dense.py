@@ -20,6 +20,14 @@ NPROBE = 512
 TRAIN_SAMPLE = 100_000
 
 
+def search_on_one_thread() -> None:
+    """FAISS searches on the calling thread alone (a server: its concurrent searches and processes use the
+    cores). With OpenMP's threads, which spin waiting for work, a search at 56k clauses cost 26.0 ms of
+    CPU, 10.6 ms on one thread (in process, bench/load.py's query mix, rerank off, 2026-12-05); at 7k
+    6.7-7.0 vs 7.0-7.5 ms, within the noise."""
+    faiss.omp_set_num_threads(1)
+
+
 def ivf_lists(n: int) -> int:
     """About 4 * sqrt(n) lists, the usual FAISS guidance for a million-scale index."""
     return max(64, int(4 * math.sqrt(n)))
