@@ -20,12 +20,17 @@ NPROBE = 512
 TRAIN_SAMPLE = 100_000
 
 
+_threads_per_search: int | None = None  # None: OpenMP's default (one per core)
+
+
 def search_on_one_thread() -> None:
     """FAISS searches on the calling thread alone (a server: its concurrent searches and processes use the
     cores). With OpenMP's threads, which spin waiting for work, a search at 56k clauses cost 26.0 ms of
     CPU, 10.6 ms on one thread (in process, bench/load.py's query mix, rerank off, 2026-12-05); at 7k
-    6.7-7.0 vs 7.0-7.5 ms, within the noise."""
-    faiss.omp_set_num_threads(1)
+    6.7-7.0 vs 7.0-7.5 ms, within the noise. OpenMP keeps the setting per thread, so each search sets it
+    on the thread it runs on (a server's searches run on a pool of threads)."""
+    global _threads_per_search
+    _threads_per_search = 1
 
 
 def ivf_lists(n: int) -> int:
@@ -89,6 +94,8 @@ class DenseIndex:
             selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
             params = (faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nlist if every_list else self._index.nprobe)
                       if self.kind == "ivf" else faiss.SearchParameters(sel=selector))
+        if _threads_per_search is not None:
+            faiss.omp_set_num_threads(_threads_per_search)
         scores, rows = self._index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k, params=params)
         keep = rows[0] >= 0
         return rows[0][keep].astype(np.int64), scores[0][keep]
