@@ -45,6 +45,23 @@ def test_jobs_run_in_the_order_they_came_with_their_staged_files_and_results(tmp
     assert [j.id for j in store.jobs()] == [second.id, first.id]  # newest first
 
 
+def test_a_record_is_listed_once_while_it_is_being_rewritten(tmp_path, monkeypatch):
+    store = JobStore(tmp_path / "jobs", max_queued=8)
+    job = store.submit("remove", ["a"])
+    listed_during_save = []
+    replace = os.replace
+
+    def listing_before_the_rename(source, target):
+        listed_during_save.append([j.id for j in store.jobs()])
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", listing_before_the_rename)
+    job.state = "running"
+    store.save(job)
+    assert listed_during_save == [[job.id]]
+    assert store.get(job.id).state == "running"
+
+
 def test_a_failing_job_keeps_its_error_and_the_next_one_runs(tmp_path):
     store = JobStore(tmp_path / "jobs", max_queued=8)
 

@@ -100,7 +100,8 @@ class JobStore:
         return self.folder / job.id
 
     def save(self, job: Job) -> None:
-        partial = self.folder / f".{job.id}.{os.getpid()}.{threading.get_native_id()}.json"
+        # Not `*.json` until renamed: `jobs()` must never read a record while it is being written.
+        partial = self.folder / f".{job.id}.{os.getpid()}.{threading.get_native_id()}.partial"
         partial.write_text(json.dumps(asdict(job), ensure_ascii=False), encoding="utf-8")
         os.replace(partial, self.folder / f"{job.id}.json")
 
