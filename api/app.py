@@ -19,6 +19,7 @@ from api.limits import RequestLimits
 from api.methods import AllowedMethods
 from api.openai_errors import OpenAIErrorBody
 from api.schemas import ErrorBody
+from api.search_queue import SearchQueue
 from api.security import install_security
 from api.workers import AnsweredBy
 from embedding.encoder import Encoder, load_encoder
@@ -38,16 +39,20 @@ V1_ERRORS = {400: {"model": OpenAIErrorBody, "description": BAD_REQUEST},
 
 @asynccontextmanager
 async def _serving_writes(app: FastAPI):
-    """In each server process (after a fork, when several serve): see the versions others commit, and run the
-    write jobs whenever this process holds the writer lock."""
+    """In each server process (after a fork, when several serve): see the versions others commit, answer searches
+    on a thread of its own, and, unless a writer process of their own runs them (api/workers.py), run the write
+    jobs whenever this process holds the writer lock."""
     live = app.state.live
     watcher = live.watch_versions()
-    runner = documents.start_writer(live)
+    runner = documents.start_writer(live) if app.state.writes_in_process else None
+    app.state.searches = SearchQueue(live)
     try:
         yield
     finally:
         watcher.set()
-        runner.stop()
+        if runner:
+            runner.stop()
+        app.state.searches.stop()
 
 
 def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
@@ -71,6 +76,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
         lifespan=_serving_writes,
     )
     app.state.settings = settings
+    app.state.writes_in_process = True
     app.state.live = LiveIndex.for_settings(settings, encoder, server=True, pipeline=pipeline)
     app.state.live.warm_up()
     install_error_handlers(app)

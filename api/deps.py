@@ -6,6 +6,7 @@ from fastapi import Header, Request
 
 from api.errors import ApiError
 from api.limits import UNAUTHORIZED, has_api_key
+from api.search_queue import SearchQueue
 from policyqa.settings import Settings
 from writes.service import LiveIndex
 
@@ -13,6 +14,10 @@ from writes.service import LiveIndex
 # `async`: FastAPI runs a plain `def` dependency on a worker thread, a thread hop per request for a lookup.
 async def live_index(request: Request) -> LiveIndex:
     return request.app.state.live
+
+
+async def search_queue(request: Request) -> SearchQueue:
+    return request.app.state.searches
 
 
 async def settings(request: Request) -> Settings:

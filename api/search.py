@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from api.deps import live_index
+from api.deps import live_index, search_queue
 from api.errors import ApiError
 from api.schemas import ClauseResponse, ErrorBody, SearchResponse, Stats, clause_view, search_result
+from api.search_queue import SearchQueue, SearchRequest
 from index.types import MAX_K, MAX_QUERY_CHARS, Filters, Mode, document_info
 from writes.service import LiveIndex
 
@@ -20,8 +21,8 @@ ERRORS = {422: {"model": ErrorBody, "description": "bad query parameters"},
 
 
 @router.get("/api/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
-def search(
-    live: Annotated[LiveIndex, Depends(live_index)],
+async def search(
+    searches: Annotated[SearchQueue, Depends(search_queue)],
     q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="question or keywords, e.g. 班额标准")],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="number of results")] = 10,
     mode: Annotated[Mode, Query(description="retrieval mode")] = "hybrid",
@@ -33,15 +34,14 @@ def search(
 ) -> Response:
     """The best clauses for a query, best first, each with its document and why it matched."""
     start = time.perf_counter()
-    hits = live.index.search(q, k=k, mode=mode, filters=Filters(doc_id=doc, issuer=issuer, region=region, year=year),
-                             rerank=rerank)
+    hits = await searches.search(SearchRequest(q, k, mode, Filters(doc_id=doc, issuer=issuer, region=region, year=year),
+                                               rerank))
     took = (time.perf_counter() - start) * 1000
     body = SearchResponse(
         query=q, mode=mode, k=k, took_ms=round(took, 2),
         results=[search_result(rank, hit) for rank, hit in enumerate(hits, 1)],
     )
-    # Sent as the model's own JSON: returning the model would have FastAPI validate it again on another
-    # worker-thread hop per search (bench/load.py).
+    # Sent as the model's own JSON: returning the model would have FastAPI validate it again (bench/load.py).
     return Response(body.model_dump_json(), media_type="application/json")
 
 

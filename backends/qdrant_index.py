@@ -15,9 +15,8 @@ from qdrant_client import models
 
 from backends.qdrant_store import DENSE, LEXICAL, LIVE_CLAUSES, QdrantBackend, must, point_id, query_terms_vector
 from embedding.encoder import Encoder
-from index.pipeline import SearchPipeline
+from index.pipeline import SearchPipeline, query_vectors
 from index.types import Candidates, DocumentInfo, Filters, Hit, Mode, cached_document_info, filtered_documents
-from ingest.normalize import normalize_for_matching
 from ingest.schema import Clause, Document
 
 
@@ -92,7 +91,7 @@ class QdrantIndex:
         conditions = {**LIVE_CLAUSES, **({"doc_id": [d.doc_id for d in allowed]} if allowed is not None else {})}
         requests: dict[str, models.QueryRequest] = {}
         if mode in ("hybrid", "dense"):
-            vector = self._encoder.encode_queries([normalize_for_matching(query)])[0]
+            vector = query_vectors(self._encoder, [query])[0]
             requests["dense"] = models.QueryRequest(query=vector.tolist(), using=DENSE, limit=depth,
                                                     filter=must(**conditions), with_payload=True)
         sparse = query_terms_vector(terms)

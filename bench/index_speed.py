@@ -25,7 +25,7 @@ from synthetic import NOISE, build_synthetic
 from embedding.encoder import load_encoder
 from index.clause_index import ClauseIndex
 from index.clause_text import clause_input
-from index.dense import APPROXIMATE_FROM, DenseIndex, ivf_lists
+from index.dense import DenseIndex, ivf_lists, kind_for
 from ingest.pipeline import find_files, ingest_files
 from policyqa.settings import Settings
 from writes.commit import update_index
@@ -77,6 +77,10 @@ def latency(index: ClauseIndex, mode: str, reps: int = 3) -> tuple[float, float]
     return statistics.median(times), q[18]
 
 
+def recall(dense: DenseIndex, queries: np.ndarray, truth: list[set]) -> float:
+    return statistics.mean(len(set(dense.search(v, 10)[0]) & exact) / 10 for v, exact in zip(queries, truth, strict=True))
+
+
 def synthetic_scale(index: ClauseIndex, encoder, size: int, workdir: Path) -> None:
     """Queries at `size` clauses: real clause texts replicated, real vectors plus small noise (bench/synthetic.py)."""
     vectors = np.concatenate([s.vectors() for s in index.segments])
@@ -87,33 +91,28 @@ def synthetic_scale(index: ClauseIndex, encoder, size: int, workdir: Path) -> No
     big /= np.linalg.norm(big, axis=1, keepdims=True)
     queries = encoder.encode_queries([f"{q}{'？' * rep}" for rep in range(3) for q in QUERIES])
     dense = {}
-    for approximate in (False, True):
+    for kind in ("exact", "graph", "ivf"):
         start = time.perf_counter()
-        dense[approximate] = DenseIndex.build(big, approximate=approximate)
+        dense[kind] = DenseIndex.build(big, kind=kind)
         built = time.perf_counter() - start
-        path = workdir / f"dense-{size}-{approximate}.faiss"
-        dense[approximate].save(path)
+        path = workdir / f"dense-{size}-{kind}.faiss"
+        dense[kind].save(path)
         times = []
         for vector in queries:
             t0 = time.perf_counter()
-            dense[approximate].search(vector, 10)
+            dense[kind].search(vector, 10)
             times.append((time.perf_counter() - t0) * 1000)
-        print(f"  FAISS {dense[approximate].kind:5}: build {built:5.1f} s, {path.stat().st_size / size:.0f} bytes/clause "
+        print(f"  FAISS {kind:5}: build {built:5.1f} s, {path.stat().st_size / size:.0f} bytes/clause "
               f"on disk, search alone p50 {statistics.median(times):.1f} ms p95 {statistics.quantiles(times, n=20)[18]:.1f} ms")
-    truth = [set(dense[False].search(v, 10)[0]) for v in queries]
+    truth = [set(dense["exact"].search(v, 10)[0]) for v in queries]
+    print(f"  graph: recall@10 against exact {recall(dense['graph'], queries, truth):.3f}")
     for nprobe in (64, 128, 256, 512):
-        dense[True].nprobe = nprobe
-        times, found = [], []
-        for vector, exact in zip(queries, truth, strict=True):
-            t0 = time.perf_counter()
-            rows = dense[True].search(vector, 10)[0]
-            times.append((time.perf_counter() - t0) * 1000)
-            found.append(len(set(rows) & exact) / 10)
-        print(f"  IVF nprobe {nprobe:3} of {ivf_lists(size)} lists: recall@10 against exact {statistics.mean(found):.3f}, "
-              f"search alone p95 {statistics.quantiles(times, n=20)[18]:.1f} ms")
+        dense["ivf"].nprobe = nprobe
+        print(f"  IVF nprobe {nprobe:3} of {ivf_lists(size)} lists: recall@10 against exact "
+              f"{recall(dense['ivf'], queries, truth):.3f}")
     folder = workdir / f"store-{size}"
     print(f"synthetic {size:,} clauses: index written in {build_synthetic(index, size, folder):.0f} s "
-          f"(FAISS {'ivf' if size >= APPROXIMATE_FROM else 'exact'})")
+          f"(FAISS {kind_for(size)})")
     start = time.perf_counter()
     scaled = ClauseIndex.open(folder, encoder)
     print(f"  open (server start-up) of the {size:,}-clause index: {time.perf_counter() - start:.1f} s, "

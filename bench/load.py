@@ -107,6 +107,7 @@ class Phase:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
+    answered_by: list[int] = field(default_factory=list)  # the server process of each latency
     errors: dict[str, int] = field(default_factory=dict)
     writes: list[dict] = field(default_factory=list)
     client_cpu: float = 0.0
@@ -129,6 +130,7 @@ class Phase:
             "query_cache_hit_share": self.cache_hit_share,
             "server_cpu_ms_per_search": round(1000 * self.server_cpu / len(lat), 2) if self.server_cpu and len(lat) else None,
             "memory_pss_mb": self.memory_pss_mb,
+            "per_process": self._per_process(lat),
         }
         if out["server_cpu_ms_per_search"]:  # the machine's limit: every core busy with searches
             out["share_of_limit"] = round(out["req_per_s"] * out["server_cpu_ms_per_search"] / 1000 / os.cpu_count(), 2)
@@ -141,6 +143,13 @@ class Phase:
             lags = [w["seen_everywhere_s"] for w in self.writes if w.get("seen_everywhere_s") is not None]
             out["version_seen_everywhere_s_max"] = max(lags) if lags else None
         return out
+
+    def _per_process(self, lat: np.ndarray) -> dict[int, dict]:
+        """Requests, p50 and p95 of each server process that answered: how evenly the workers share the load."""
+        by = np.array(self.answered_by)
+        return {int(pid): {"requests": int((by == pid).sum()), "p50_ms": round(float(np.percentile(lat[by == pid], 50)), 1),
+                           "p95_ms": round(float(np.percentile(lat[by == pid], 95)), 1)}
+                for pid in sorted(set(self.answered_by))}
 
     def _during_writes(self) -> np.ndarray:
         """Latencies (ms) of the searches that started while an upload was being written."""
@@ -215,6 +224,7 @@ async def user(session: aiohttp.ClientSession, url: str, mix: QueryMix, phase: P
         try:
             async with session.get(f"{url}/api/search", params=params) as response:
                 body = await response.read()
+                process = int(response.headers.get("x-policyqa-process", 0))
                 if response.status != 200:
                     error = f"HTTP {response.status}"
                 elif not body.startswith(b'{"query"'):
@@ -227,6 +237,7 @@ async def user(session: aiohttp.ClientSession, url: str, mix: QueryMix, phase: P
             else:
                 phase.latencies.append(time.perf_counter() - start)
                 phase.starts.append(start)
+                phase.answered_by.append(process)
 
 
 async def uploader(url: str, files: list[Path], phase: Phase, until: float,
@@ -272,8 +283,8 @@ async def run_phase(url: str, users: int, seconds: float, mix: QueryMix, pid: in
         wall0 = time.perf_counter()
         until = wall0 + seconds
         writes = None
-        if upload_files:  # the server's workers: all its processes but the arbiter, when it has workers
-            processes = max(1, len(server_processes(pid)) - 1) if pid else 0
+        if upload_files:  # the processes answering: all the server's but the arbiter and the writer, when it has workers
+            processes = max(1, len(server_processes(pid)) - 2) if pid else 0
             writes = asyncio.ensure_future(uploader(url, upload_files, phase, until, uploaded, processes))
         await asyncio.gather(*(user(session, url, mix, phase, until) for _ in range(users)))
         phase.seconds = time.perf_counter() - wall0
@@ -402,6 +413,9 @@ def print_table(results: list[dict]) -> None:
                   f"{p.get('share_of_limit') or 0:5.2f} {sum((p['memory_pss_mb'] or {}).values()):7.0f}")
             if p["memory_pss_mb"]:
                 print(f"{'':14} PSS per process (MB): {p['memory_pss_mb']}")
+            if len(p["per_process"]) > 1:
+                print(f"{'':14} requests, p50 / p95 ms per process: " + "; ".join(
+                    f"{pid}: {v['requests']}, {v['p50_ms']} / {v['p95_ms']}" for pid, v in p["per_process"].items()))
             if p["error_kinds"]:
                 print(f"{'':14} errors: {p['error_kinds']}")
         idle, *writing = r["phases"]

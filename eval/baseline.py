@@ -20,6 +20,7 @@ from embedding.encoder import Encoder
 from eval.runner import Retrieved, Searcher
 from index.dense import DenseIndex
 from index.fusion import rrf
+from index.pipeline import query_vectors
 from ingest.normalize import normalize_for_matching
 from ingest.schema import Document
 
@@ -68,7 +69,7 @@ def baseline_searcher(documents: list[Document], encoder: Encoder, cache_dir: Pa
         dense_rows: list[int] = []
         lexical_rows: list[int] = []
         if mode in ("dense", "hybrid"):
-            rows, _ = dense.search(encoder.encode_queries([normalize_for_matching(query)])[0], depth)
+            rows, _ = dense.search(query_vectors(encoder, [query])[0], depth)
             dense_rows = rows.tolist()
         if mode in ("lexical", "hybrid"):
             tokens = [t for t in _jieba_tokens(query) if t in lexical.vocab_dict]

@@ -17,7 +17,7 @@ import numpy as np
 
 from embedding.encoder import Encoder
 from index.lexical import LexicalSegment, LexicalStats
-from index.pipeline import SearchPipeline
+from index.pipeline import SearchPipeline, query_vectors
 from index.types import (
     Candidates,
     DocumentInfo,
@@ -28,7 +28,6 @@ from index.types import (
     cached_document_info,
     filtered_documents,
 )
-from ingest.normalize import normalize_for_matching
 from ingest.schema import Clause, Document
 from storage.segment import Segment
 from storage.store import IndexStore
@@ -177,7 +176,7 @@ class ClauseIndex:
         dense: dict[int, tuple[int, float]] = {}
         lexical: dict[int, tuple[int, float]] = {}
         if mode in ("hybrid", "dense"):
-            vector = self._encoder.encode_queries([normalize_for_matching(query)])[0]
+            vector = query_vectors(self._encoder, [query])[0]
             found = [s.dense.search(vector, depth, mask, every_list=allowed is not None)
                      for s, mask in zip(self.segments, masks, strict=True)]
             dense = self._ranked(found, depth)

@@ -11,11 +11,13 @@ from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from embedding.encoder import Encoder
 from index.clause_text import passage_text
 from index.collapse import collapse_duplicates
 from index.fusion import rrf, weighted_sum
 from index.tokenize import expand_query, tokenize
 from index.types import AlsoIn, Candidates, DocumentInfo, Filters, Hit, Mode, checked_query
+from ingest.normalize import normalize_for_matching
 from ingest.schema import Clause
 from policyqa.settings import Settings
 from rerank.reranker import Reranker, load_reranker
@@ -55,6 +57,11 @@ def candidate_depth(k: int) -> int:
 def query_terms(query: str, options: SearchOptions) -> list[str]:
     """The terms BM25 looks up: the query's tokens, with the policy terms of its everyday words if asked."""
     return expand_query(query) if options.expand_queries else tokenize(query)
+
+
+def query_vectors(encoder: Encoder, queries: list[str]):
+    """The vectors dense search looks up: the queries embedded as normalised for matching."""
+    return encoder.encode_queries([normalize_for_matching(q) for q in queries])
 
 
 def fused_scores(found: Candidates, mode: Mode, options: SearchOptions) -> dict[Hashable, float]:

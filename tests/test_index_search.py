@@ -168,19 +168,23 @@ def test_an_everyday_question_reaches_the_clause_in_legal_words(planning_laws_in
         "互联网上网服务营业场所" in h.clause.text for h in hits[:1])
 
 
-def test_the_approximate_dense_index_agrees_with_exact_search_and_honours_filters(demo_index_dir, encoder):
+@pytest.mark.parametrize("kind", ["ivf", "graph"])
+def test_the_approximate_dense_indexes_agree_with_exact_search_and_honour_filters(demo_index_dir, encoder, kind):
     from index.dense import DenseIndex
 
     vectors = np.concatenate([s.vectors() for s in ClauseIndex.open(demo_index_dir, encoder).segments])
-    exact, ivf = DenseIndex.build(vectors, approximate=False), DenseIndex.build(vectors, approximate=True)
-    assert (exact.kind, ivf.kind) == ("exact", "ivf")
+    exact, approximate = DenseIndex.build(vectors, kind="exact"), DenseIndex.build(vectors, kind=kind)
+    assert (exact.kind, approximate.kind) == ("exact", kind)
     query = encoder.encode_queries(["班额标准"])[0]
-    assert ivf.search(query, 1)[0][0] == exact.search(query, 1)[0][0]
+    assert approximate.search(query, 1)[0][0] == exact.search(query, 1)[0][0]
     allowed = np.zeros(len(vectors), dtype=bool)
     allowed[100:120] = True
-    rows, _ = ivf.search(query, 10, allowed, every_list=True)
+    rows, _ = approximate.search(query, 10, allowed, every_list=True)  # a filter: every allowed row is reachable
     assert len(rows) == 10 and set(rows) <= set(range(100, 120))
     assert list(rows) == list(exact.search(query, 10, allowed)[0])
+    deleted = np.ones(len(vectors), dtype=bool)
+    deleted[exact.search(query, 1)[0][0]] = False  # rows masked out as deleted are never returned
+    assert list(approximate.search(query, 10, deleted)[0]) == list(exact.search(query, 10, deleted)[0])
 
 
 def test_an_opened_index_reads_its_clauses_lazily_and_the_same_as_the_store(demo_index_dir, encoder):

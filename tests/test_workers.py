@@ -93,10 +93,12 @@ def test_killed_workers_are_replaced_and_an_upload_cut_short_in_the_writer_finis
             assert fresh_get(url, "/api/search", q="班额标准", k=1).json()["results"]
         wait_until(lambda: victim not in versions_by_worker(url, WORKERS), "a new worker to replace the killed one")
 
-        # The writer dies while it embeds an upload: another worker takes the writer lock and runs it again.
+        # The writer dies while it embeds an upload: the process that replaces it takes the writer lock and runs
+        # the upload again.
         big = upload(url, LAW_FILES[1:30])
         wait_until(lambda: embedding_under_way(url, big), "the upload's embedding to report progress", every=0.1)
         writer = int((tmp_path / "up" / ".jobs" / "writer.lock").read_text())
+        assert writer not in workers  # a process of its own, which answers no requests
         os.kill(writer, signal.SIGKILL)
         finished = follow_job(url, big)
         assert finished["state"] == "done" and finished["attempts"] == 2, finished

@@ -186,6 +186,10 @@ class LiveIndex:
         return current
 
     @property
+    def encoder(self) -> Encoder:
+        return self._encoder
+
+    @property
     def version(self) -> str | None:
         """The backend version the served view was opened at (None before the first open)."""
         return self._version
