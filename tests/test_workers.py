@@ -12,12 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import httpx
 import pytest
 
-from api.workers import PROCESS_HEADER
+from api.workers import KEEPALIVE_SECONDS, PROCESS_HEADER
 from tests.conftest import HANG_S, LAWS, REPO, follow_job, free_port, serve_process, wait_until
 from tests.test_write_jobs import embedding_under_way, sources, sources_serving, upload
 
@@ -79,6 +80,16 @@ def test_every_worker_serves_a_write_and_follows_a_job_submitted_through_another
         for _ in range(2 * WORKERS):  # whichever worker answers, the new document is found
             hits = fresh_get(url, "/api/search", q=title, k=3, rerank="false").json()["results"]
             assert title in [h["document"]["title"] for h in hits]
+
+        # A keep-alive connection is handed back once it is KEEPALIVE_SECONDS old: its client reconnects to
+        # whichever worker accepts it, so no worker keeps an unlucky share of the clients.
+        with httpx.Client(timeout=HANG_S) as client:
+            young = client.get(f"{url}/healthz")
+            time.sleep(KEEPALIVE_SECONDS + 0.2)
+            old = client.get(f"{url}/healthz")
+            again = client.get(f"{url}/healthz")
+        assert young.headers.get("connection") != "close" and old.headers.get("connection") == "close"
+        assert again.status_code == 200  # the client reconnected by itself
 
 
 def test_killed_workers_are_replaced_and_an_upload_cut_short_in_the_writer_finishes_once(index_copy, tmp_path):
