@@ -44,7 +44,7 @@ from ingest.schema import Document
 from policyqa.settings import Settings
 from writes.job_store import Handler, Job, JobRunner
 from writes.overrides import MetadataChange
-from writes.service import LiveIndex, Upload, WriteReport, lower_write_priority, unsupported_type
+from writes.service import WRITE_NICENESS, LiveIndex, Upload, WriteReport, lower_write_priority, unsupported_type
 
 router = APIRouter(tags=["documents"])
 MAX_FILES_PER_UPLOAD = 50
@@ -97,9 +97,10 @@ def job_handlers(live: LiveIndex) -> dict[str, Handler]:
             {"upload": upload, "remove": remove, "metadata": metadata, "reparse": reparse, "merge": merge}.items()}
 
 
-def start_writer(live: LiveIndex) -> JobRunner:
-    """Run the live index's jobs in this process whenever it holds the writer lock (see writes/job_store.py)."""
-    runner = JobRunner(live.jobs, job_handlers(live), job_error, before=lower_write_priority)
+def start_writer(live: LiveIndex, niceness: int = WRITE_NICENESS) -> JobRunner:
+    """Run the live index's jobs in this process whenever it holds the writer lock (see writes/job_store.py), on a
+    thread at `niceness`."""
+    runner = JobRunner(live.jobs, job_handlers(live), job_error, before=lambda: lower_write_priority(niceness))
     live.progress = runner.progress
     runner.start()
     return runner

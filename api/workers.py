@@ -6,7 +6,7 @@ event loop (uvicorn-worker); its app's lifespan starts what a process needs of i
 watcher and the search thread (api/app.py). One more process of the same kind runs the write jobs and
 answers no requests: the first to take this server's writer role. In an HTTP worker, a job's parsing and
 tokenising took the interpreter lock from its searches (search p95 during uploads 1.72x idle, that worker's
-p50 3x the other's); in a process of its own, at the lowest CPU priority, it takes only a spare core's time.
+p50 3x the other's); in a process of its own, at a low CPU priority, it takes little from them.
 Gunicorn replaces any process that dies, the writer too (its replacement takes the role and runs the job
 that was cut short again); a process whose arbiter dies is killed with it (Linux), so no orphan keeps the
 port or the writer lock.
@@ -45,6 +45,11 @@ PROCESS_HEADER = b"x-policyqa-process"
 # second cost no CPU per search that the run could see (6.53 vs 6.54 ms at 3 s).
 KEEPALIVE_SECONDS = 1.0
 MAX_TRACKED_CONNECTIONS = 4096
+# Not the lowest (19, a write thread's within a worker): a process of its own takes no interpreter lock from
+# searches, and at 19 it had almost no CPU while the workers kept both cores busy. bench/load.py, 2 workers,
+# 50 users, uploads of laws/other, 2026-12-05, same run: search p95 during writes 1.06x / 1.08x / 1.09x idle
+# at nice 19 / 10 / 5; the uploads took 39 and 1 s at 19, 23, 6 and 12 s at 10, 14, 4, 17 and 7 s at 5.
+WRITER_NICENESS = 10
 HEARTBEAT_S = 1.0  # how often the writer tells the arbiter it lives (it is replaced after WORKER_TIMEOUT_S of silence)
 _writer_role: Path | None = None  # this server's role lock, made in the arbiter before it forks
 
@@ -130,10 +135,10 @@ class ServerProcess(UvicornWorker):
         stopping = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(sig, lambda *_: stopping.set())
-        lower_write_priority()  # the threads started below inherit it
+        lower_write_priority(WRITER_NICENESS)  # the threads started below inherit it
         live = self.wsgi.state.live
         watcher = live.watch_versions()  # a CLI ingest may commit too
-        runner = start_writer(live)
+        runner = start_writer(live, WRITER_NICENESS)
         while not stopping.wait(HEARTBEAT_S) and self.ppid == os.getppid():
             self.notify()
         runner.stop()

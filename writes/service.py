@@ -83,8 +83,8 @@ class WriteReport:
     removed: list[str] = field(default_factory=list)
 
 
-def lower_write_priority() -> None:
-    """Run the calling thread at the lowest CPU priority (Linux: a thread's niceness is its own).
+def lower_write_priority(niceness: int = WRITE_NICENESS) -> None:
+    """Run the calling thread at a low CPU priority, the lowest by default (Linux: a thread's niceness is its own).
 
     A write (parsing, embedding and tokenising its clauses, merging segments) otherwise takes CPU and the
     GIL from searches. bench/load.py, 50 users, uploads back to back, 2026-12-03, same run:
@@ -93,7 +93,7 @@ def lower_write_priority() -> None:
     longer. Elsewhere than Linux the write runs as it is.
     """
     if sys.platform.startswith("linux"):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITE_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 def return_freed_memory() -> None:
