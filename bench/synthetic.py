@@ -55,7 +55,8 @@ def synthetic_content(index: ClauseIndex, size: int) -> SegmentContent:
                                         np.concatenate([f for _, _, f in shifted])[keep],
                                         np.tile(np.asarray(source.lexical.lengths), reps)[:size])
     embed_keys = [f"{i:040x}" for i in range(size)]  # never reused: no real text behind them
-    return SegmentContent(documents, lines, keys, vectors, embed_keys, lexical)
+    return SegmentContent(documents, lines, keys, vectors, embed_keys, lexical,
+                          np.tile(np.asarray(source.sketches), (reps, 1))[:size])
 
 
 def build_synthetic(index: ClauseIndex, size: int, target: Path) -> float:

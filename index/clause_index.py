@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from embedding.encoder import Encoder
+from index.collapse import SKETCH_SIZE
 from index.lexical import LexicalSegment, LexicalStats
 from index.pipeline import SearchPipeline, query_vectors
 from index.types import (
@@ -182,7 +183,16 @@ class ClauseIndex:
             dense = self._ranked(found, depth)
         if mode in ("hybrid", "lexical"):
             lexical = self._ranked(self._lexical.search(terms, depth, masks), depth)
-        return Candidates(dense, lexical, self._clause)
+        return Candidates(dense, lexical, self._clause, self._sketches)
+
+    def _sketches(self, rows: Sequence[int]) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        parts = np.searchsorted(self._offsets, rows, side="right") - 1
+        found = np.empty((len(rows), SKETCH_SIZE), dtype=np.uint32)
+        for part in np.unique(parts):
+            here = parts == part
+            found[here] = self.segments[part].sketches[rows[here] - self._offsets[part]]
+        return found
 
     def _ranked(self, per_segment: list[tuple[np.ndarray, np.ndarray]], depth: int) -> dict[int, tuple[int, float]]:
         """{global row: (rank, score)} of the best `depth` over every segment's own best."""

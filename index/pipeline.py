@@ -102,7 +102,8 @@ class SearchPipeline:
         # Dense and lexical alone show what one retriever finds (eval compares them): only hybrid is reranked.
         reranking = rerank and self.reranker is not None and mode == "hybrid"
         depth = max(k, self.options.rerank_depth) if reranking else k
-        groups = collapse_duplicates(ranked, lambda r: found.clause_of(r).norm_text, limit=depth)
+        groups = collapse_duplicates(ranked, lambda r: found.clause_of(r).norm_text, limit=depth,
+                                     sketched=found.sketches_of(ranked) if found.sketches_of else None)
         relevance: dict[Hashable, float] = {}
         if reranking and groups:
             head = groups[: self.options.rerank_depth]

@@ -3,11 +3,12 @@ supplies to the search pipeline (index/pipeline.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Literal, get_args
 
+import numpy as np
 from pydantic import BaseModel
 
 from ingest.schema import Clause, Document
@@ -129,11 +130,13 @@ Ranked = dict[Hashable, tuple[int, float]]  # candidate -> (rank, score), from o
 
 @dataclass(frozen=True)
 class Candidates:
-    """What a backend found for a query: each retriever's ranked candidates, and how to read a candidate's clause."""
+    """What a backend found for a query: each retriever's ranked candidates, how to read a candidate's clause,
+    and (where the backend stores them) the near-duplicate sketches of candidates (index/collapse.py)."""
 
     dense: Ranked
     lexical: Ranked
     clause_of: Callable[[Hashable], Clause]
+    sketches_of: Callable[[Sequence[Hashable]], np.ndarray] | None = None
 
     @staticmethod
     def none() -> Candidates:

@@ -21,11 +21,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from index.collapse import sketches
 from index.dense import DenseIndex
 from index.lexical import LexicalSegment
 from ingest.schema import Clause, Document
 
 KEY_CHARS = 40  # an embed key is the SHA-1 of what was embedded, in hex
+SKETCH_FILE = "minhash.npy"
 
 
 class LazyClauses(Sequence[Clause]):
@@ -133,12 +135,14 @@ class SegmentContent:
     vectors: np.ndarray
     embed_keys: list[str]
     lexical: LexicalSegment
+    sketches: np.ndarray  # near-duplicate sketches of the clauses' norm_text (index/collapse.py)
 
     @classmethod
     def of(cls, documents: list[Document], clauses: list[Clause], vectors: np.ndarray, embed_keys: list[str],
            lexical: LexicalSegment) -> SegmentContent:
         return cls(documents, [c.model_dump_json().encode("utf-8") for c in clauses],
-                   [(c.id, c.doc_id) for c in clauses], vectors, embed_keys, lexical)
+                   [(c.id, c.doc_id) for c in clauses], vectors, embed_keys, lexical,
+                   sketches([c.norm_text for c in clauses]))
 
 
 def write_segment(folder: Path, content: SegmentContent) -> dict:
@@ -156,6 +160,7 @@ def write_segment(folder: Path, content: SegmentContent) -> dict:
     (folder / "doc_rows.json").write_text(json.dumps(doc_rows(content.clause_keys), ensure_ascii=False), encoding="utf-8")
     DenseIndex.build(vectors).save(folder / "dense.faiss")
     content.lexical.save(folder / "lexical")
+    np.save(folder / SKETCH_FILE, content.sketches)
     manifest = {"name": folder.name, "documents": len(content.documents), "clauses": len(content.clause_lines),
                 "files": file_sizes(folder)}
     path = folder / "manifest.json"
@@ -208,6 +213,15 @@ class Segment:
     def embed_keys(self) -> np.ndarray:
         return np.load(self.folder / "embed_keys.npy", mmap_mode="r")
 
+    @cached_property
+    def sketches(self) -> np.ndarray:
+        """Each row's near-duplicate sketch; a segment written before sketches were stored has them
+        computed here, once (~2 s per 50,000 clauses)."""
+        path = self.folder / SKETCH_FILE
+        if path.is_file():
+            return np.load(path, mmap_mode="r")
+        return sketches([json.loads(self.clauses.line(row))["norm_text"] for row in range(self.size)])
+
     def live_mask(self, deleted: set[str]) -> np.ndarray | None:
         """Rows of documents not deleted (None: every row is live)."""
         gone = [self.doc_rows[d] for d in deleted if d in self.doc_rows]
@@ -221,7 +235,7 @@ class Segment:
 
 def merged_content(parts: Sequence[tuple[Segment, np.ndarray | None, set[str]]]) -> SegmentContent:
     """One segment's content from the live rows of several (segment, live mask, deleted doc ids)."""
-    documents, lines, keys, vectors, embed_keys = [], [], [], [], []
+    documents, lines, keys, vectors, embed_keys, sketched = [], [], [], [], [], []
     vocab: dict[str, int] = {}
     terms, rows, counts, lengths = [], [], [], []
     offset = 0
@@ -232,6 +246,7 @@ def merged_content(parts: Sequence[tuple[Segment, np.ndarray | None, set[str]]])
         keys += [(segment.clauses.ids[r], segment.clauses.doc_ids[r]) for r in keep]
         vectors.append(np.asarray(segment.vectors()[keep]))
         embed_keys += [k.decode() for k in segment.embed_keys()[keep]]
+        sketched.append(np.asarray(segment.sketches[keep]))
         seg_terms, term_of, seg_rows, tf = segment.lexical.triples()
         new_row = np.full(segment.size, -1, dtype=np.int64)
         new_row[keep] = offset + np.arange(len(keep))
@@ -246,4 +261,4 @@ def merged_content(parts: Sequence[tuple[Segment, np.ndarray | None, set[str]]])
                                         np.concatenate(lengths))
     dim = parts[0][0].vectors().shape[1]
     stacked = np.concatenate(vectors) if vectors else np.empty((0, dim), np.float32)
-    return SegmentContent(documents, lines, keys, stacked, embed_keys, lexical)
+    return SegmentContent(documents, lines, keys, stacked, embed_keys, lexical, np.concatenate(sketched))

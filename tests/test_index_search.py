@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from index.clause_index import ClauseIndex
-from index.collapse import collapse_duplicates
+from index.collapse import NEAR_DUPLICATE_JACCARD, collapse_duplicates, jaccard, shingles
 from index.fusion import rrf, weighted_sum
 from index.tokenize import chinese_to_int, expand_query, tokenize
 from index.types import ModelMismatchError, QueryError
@@ -153,6 +154,47 @@ def test_a_place_named_only_in_the_title_is_found_by_the_lexical_side(planning_l
     hits = planning_laws_index.search("青岛幼儿园建设标准", k=3, mode="lexical")
     assert hits[0].document.title == "青岛市学前教育条例"
     assert "青岛" not in hits[0].clause.text
+
+
+def _exact_groups(ranked, text_of):
+    """The collapse by definition: each clause joins the first kept one whose 3-grams it shares >= 0.8 (Jaccard)."""
+    kept: list[tuple[int, list[int]]] = []
+    for row in ranked:
+        home = next((others for first, others in kept
+                     if jaccard(shingles(text_of(row)), shingles(text_of(first))) >= NEAR_DUPLICATE_JACCARD), None)
+        if home is None:
+            kept.append((row, []))
+        else:
+            home.append(row)
+    return kept
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["sketches stored", "segment written before sketches"])
+def test_sketches_find_the_same_reissued_clauses_as_comparing_every_pair(eval_index, eval_index_dir, tmp_path,
+                                                                         encoder, stored):
+    # Provinces' regulations re-issue national clauses: real near-duplicates across documents.
+    index = eval_index
+    if not stored:
+        shutil.copytree(eval_index_dir, tmp_path / "index")
+        for segment in (tmp_path / "index" / "segments").iterdir():  # as an older policyqa wrote it
+            (segment / "minhash.npy").unlink()
+            manifest = json.loads((segment / "manifest.json").read_text(encoding="utf-8"))
+            del manifest["files"]["minhash.npy"]
+            (segment / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        index = ClauseIndex.open(tmp_path / "index", encoder)
+    assert (index.segments[0].folder / "minhash.npy").is_file() == stored
+    collapsed = 0
+    for query in ["校外培训", "民办学校举办者", "未成年人网络保护", "学生资助", "教师法律责任", "中小学校服务半径"]:
+        found = index.candidates(query, tokenize(query), 50, "hybrid", None)
+        ranked = sorted(found.lexical, key=lambda r: found.lexical[r][0])
+
+        def text_of(row, found=found):
+            return found.clause_of(row).norm_text
+
+        groups = collapse_duplicates(ranked, text_of, sketched=found.sketches_of(ranked))
+        assert groups == _exact_groups(ranked, text_of)
+        collapsed += sum(len(others) for _, others in groups)
+    assert collapsed >= 4
 
 
 def test_everyday_words_also_ask_for_the_policy_terms():
