@@ -72,14 +72,16 @@ class QueryBatcher:
                 threading.Thread(target=self._run, name="policyqa-query-batcher", daemon=True).start()
                 self._pid = os.getpid()
 
-    def encode(self, texts: list[str]) -> list[np.ndarray]:
+    def submit(self, text: str) -> Future:
+        """The vector of `text`, once its batch is encoded."""
         if self._pid != os.getpid():
             self._start()
-        futures = []
-        for text in texts:
-            futures.append(Future())
-            self._queue.put((text, futures[-1]))
-        return [f.result() for f in futures]
+        future: Future = Future()
+        self._queue.put((text, future))
+        return future
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        return [future.result() for future in [self.submit(text) for text in texts]]
 
     def waiting(self) -> int:
         """Queries handed over and not yet taken into a batch."""
@@ -111,8 +113,9 @@ class QueryBatcher:
 SERVER_ONNX_THREADS = 2
 
 
-def concurrent_session_options(threads: int = SERVER_ONNX_THREADS):
-    """onnxruntime for a server: `threads` per call (two by default), none spin-waiting between calls.
+def concurrent_session_options(threads: int = SERVER_ONNX_THREADS, arena: bool = False):
+    """onnxruntime for a server: `threads` per call (two by default), none spin-waiting between calls;
+    onnxruntime's memory arena only with `arena` (for calls whose largest input is bounded).
 
     By default every call uses a pool of one thread per core that spins after its work; with many
     searches at once that burns the CPU the other requests need. Server CPU per search request
@@ -130,7 +133,7 @@ def concurrent_session_options(threads: int = SERVER_ONNX_THREADS):
     # No memory arena: it kept the peak of the largest upload's batches for good (server RSS 2.7 GB after
     # 20 writes at 56k clauses; 1.15 GB without it, bench/write_speed.py). Query encoding 9.0-10.1 ms with
     # the arena, 9.3-11.1 ms without (noise on these machines).
-    options.enable_cpu_mem_arena = False
+    options.enable_cpu_mem_arena = arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
@@ -196,13 +199,31 @@ class SentenceTransformerEncoder:
         if missing:
             vectors = self.batcher.encode(missing) if self.batcher else self._encode_new_queries(missing)
             known.update(zip(missing, map(np.copy, vectors), strict=True))  # not views that keep a whole batch
+        self._remember({text: known[text] for text in texts})
+        return np.stack([known[t] for t in texts])
+
+    def _remember(self, vectors: dict[str, np.ndarray]) -> None:
         with self._cache_lock:
-            for text in texts:
-                self._query_cache[text] = known[text]
+            for text, vector in vectors.items():
+                self._query_cache[text] = vector
                 self._query_cache.move_to_end(text)
             while len(self._query_cache) > QUERY_CACHE_SIZE:
                 self._query_cache.popitem(last=False)
-        return np.stack([known[t] for t in texts])
+
+    def encode_query_ahead(self, text: str) -> Future | None:
+        """Start encoding `text` on the batcher's thread, its vector cached once done, for a caller that waits
+        without holding a thread (an event loop); None when it is cached already or there is no batcher."""
+        with self._cache_lock:
+            if self.batcher is None or text in self._query_cache:
+                return None
+        def remember(done: Future) -> None:
+            if done.exception() is None:
+                self._remember({text: np.copy(done.result())})
+
+        future = self.batcher.submit(text)
+        # Callbacks run in the order added: the vector is cached before a waiter added later is woken.
+        future.add_done_callback(remember)
+        return future
 
     def clear_query_cache(self) -> None:
         """Forget the cached query vectors (a benchmark timing the encoding of every query)."""

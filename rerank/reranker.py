@@ -25,7 +25,11 @@ from rerank.assemble import MANIFEST_FILE, build_default_reranker
 DEFAULT_RERANKER = "default"
 DEFAULT_RERANKER_DIRNAME = "policyqa-reranker"
 MAX_TOKENS = 512  # for a reranker whose manifest does not say what it was trained on
-BATCH = 16
+# Passages sorted by length, four at a time: less padding than one batch of the 10 reranked, and a smaller
+# peak for the arena to keep. 2 workers at 56k clauses, 50 users (bench/load.py, 2026-12-05, one run):
+# 16 without the arena 18.2 req/s, 104 ms CPU per search, PSS 1,677 MB; 16 with it 21.0, 92 ms, 1,632 MB;
+# 4 with it 25.7, 74 ms, 1,428 MB.
+BATCH = 4
 
 
 class RerankerError(RuntimeError):
@@ -130,4 +134,7 @@ def load_reranker(settings: Settings, concurrent: bool = False) -> Reranker | No
     if folder is None:
         return None
     file_name = ensure_onnx(folder, settings.reranker_variant)
-    return OnnxReranker(folder, file_name, concurrent_session_options() if concurrent else None, serial=concurrent)
+    # The arena keeps one call's peak, bounded by BATCH pairs of max_tokens; without it glibc kept far more
+    # of the calls' freed buffers (measured above).
+    options = concurrent_session_options(arena=True) if concurrent else None
+    return OnnxReranker(folder, file_name, options, serial=concurrent)
