@@ -17,9 +17,7 @@ import queue
 import threading
 from dataclasses import dataclass
 
-import anyio.to_thread
-
-from index.pipeline import query_vectors
+from index.pipeline import query_vector_ahead
 from index.types import Filters, Hit, Mode
 from writes.service import LiveIndex
 
@@ -42,9 +40,10 @@ class SearchQueue:
 
     async def search(self, request: SearchRequest) -> list[Hit]:
         """The hits of `request` once the searches ahead of it are done; what the search raises is raised here."""
-        if request.mode != "lexical":
+        embedding = query_vector_ahead(self._live.encoder, request.query.strip()) if request.mode != "lexical" else None
+        if embedding is not None:
             with contextlib.suppress(Exception):  # the search embeds the query again and reports what fails
-                await anyio.to_thread.run_sync(query_vectors, self._live.encoder, [request.query.strip()])
+                await asyncio.wrap_future(embedding)
         answer = asyncio.get_running_loop().create_future()
         self._waiting.put((request, answer))
         return await answer

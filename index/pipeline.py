@@ -8,6 +8,7 @@ its reranker, both fixed when it is made (`SearchPipeline.from_settings`).
 from __future__ import annotations
 
 from collections.abc import Hashable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
@@ -62,6 +63,13 @@ def query_terms(query: str, options: SearchOptions) -> list[str]:
 def query_vectors(encoder: Encoder, queries: list[str]):
     """The vectors dense search looks up: the queries embedded as normalised for matching."""
     return encoder.encode_queries([normalize_for_matching(q) for q in queries])
+
+
+def query_vector_ahead(encoder: Encoder, query: str) -> Future | None:
+    """Start embedding `query` as `query_vectors` will ask for it (an encoder that can: see
+    `SentenceTransformerEncoder.encode_query_ahead`); None when there is nothing to wait for."""
+    ahead = getattr(encoder, "encode_query_ahead", None)
+    return ahead(normalize_for_matching(query)) if ahead else None
 
 
 def fused_scores(found: Candidates, mode: Mode, options: SearchOptions) -> dict[Hashable, float]:

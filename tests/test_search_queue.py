@@ -74,3 +74,33 @@ def test_a_search_that_fails_reports_its_error_and_the_searches_behind_it_are_an
         searches.stop()
     assert isinstance(failed, QueryError) and "empty" in str(failed)
     assert before and after and before[0].clause.id != after[0].clause.id
+
+
+def test_a_query_is_embedded_once_on_the_encoders_thread_before_its_search_runs(demo_index_dir, tmp_path):
+    from embedding.encoder import load_encoder
+    from policyqa.settings import Settings
+    from tests.conftest import REPO
+
+    encoder = load_encoder(Settings(models_dir=REPO / "data" / "models"), concurrent=True)
+    embedded: list[str] = []
+    encode = encoder.batcher._encode
+
+    def counted(texts):
+        embedded.extend(texts)
+        return encode(texts)
+
+    encoder.batcher._encode = counted
+    live = LiveIndex(LocalBackend(demo_index_dir), encoder, upload_dir=tmp_path / "uploads",
+                     overrides=Overrides(tmp_path / "overrides.json"))
+    searches = SearchQueue(live)
+    queries = ["班额标准", "農村寄宿生補助", "农村寄宿生补助", "教师培训"]  # the traditional one is the same query
+
+    async def each_in_turn():
+        return [await searches.search(request(q, mode="hybrid")) for q in queries]
+
+    try:
+        results = asyncio.run(asyncio.wait_for(each_in_turn(), HANG_S))
+    finally:
+        searches.stop()
+    assert embedded == ["班额标准", "农村寄宿生补助", "教师培训"]
+    assert all(results) and results[1][0].clause.id == results[2][0].clause.id
