@@ -216,6 +216,7 @@ class SentenceTransformerEncoder:
         with self._cache_lock:
             if self.batcher is None or text in self._query_cache:
                 return None
+
         def remember(done: Future) -> None:
             if done.exception() is None:
                 self._remember({text: np.copy(done.result())})
