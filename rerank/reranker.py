@@ -25,11 +25,11 @@ from rerank.assemble import MANIFEST_FILE, build_default_reranker
 DEFAULT_RERANKER = "default"
 DEFAULT_RERANKER_DIRNAME = "policyqa-reranker"
 MAX_TOKENS = 512  # for a reranker whose manifest does not say what it was trained on
-# Passages sorted by length, four at a time: less padding than one batch of the 10 reranked, and a smaller
-# peak for the arena to keep. 2 workers at 56k clauses, 50 users (bench/load.py, 2026-12-05, one run):
-# 16 without the arena 18.2 req/s, 104 ms CPU per search, PSS 1,677 MB; 16 with it 21.0, 92 ms, 1,632 MB;
-# 4 with it 25.7, 74 ms, 1,428 MB.
-BATCH = 4
+# Four at a time measured faster and leaner (2 workers at 56k clauses, 50 users, bench/load.py, 2026-12-05,
+# one run: 16 with the arena 21.0 req/s, 92 ms CPU per search, PSS 1,632 MB; 4: 25.7, 74 ms, 1,428 MB), but
+# int8 scales activations per call, so the batch moves scores by ~0.01: enough to carry unanswerable test
+# questions over the chat's 0.6 relevance gate (tests/test_chat.py), which was chosen with batches of 16.
+BATCH = 16
 
 
 class RerankerError(RuntimeError):
@@ -134,7 +134,7 @@ def load_reranker(settings: Settings, concurrent: bool = False) -> Reranker | No
     if folder is None:
         return None
     file_name = ensure_onnx(folder, settings.reranker_variant)
-    # The arena keeps one call's peak, bounded by BATCH pairs of max_tokens; without it glibc kept far more
-    # of the calls' freed buffers (measured above).
+    # The arena keeps one call's peak, bounded by BATCH pairs of max_tokens; without it glibc kept more of
+    # the calls' freed buffers (2 workers at 56k, same run as above: 18.2 req/s, 104 ms, PSS 1,677 MB).
     options = concurrent_session_options(arena=True) if concurrent else None
     return OnnxReranker(folder, file_name, options, serial=concurrent)
