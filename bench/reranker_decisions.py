@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 RETRIEVAL = ["recall@1", "recall@5", "mrr@10"]
 DEPTHS = (10, 20, 30)
 WEIGHTS = (1.0,)
-THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 19)]
+THRESHOLDS = [round(0.01 * i, 2) for i in range(5, 91)]
 
 
 class RememberingReranker:

@@ -25,11 +25,6 @@ from rerank.assemble import MANIFEST_FILE, build_default_reranker
 DEFAULT_RERANKER = "default"
 DEFAULT_RERANKER_DIRNAME = "policyqa-reranker"
 MAX_TOKENS = 512  # for a reranker whose manifest does not say what it was trained on
-# Four at a time measured faster and leaner (2 workers at 56k clauses, 50 users, bench/load.py, 2026-12-05,
-# one run: 16 with the arena 21.0 req/s, 92 ms CPU per search, PSS 1,632 MB; 4: 25.7, 74 ms, 1,428 MB), but
-# int8 scales activations per call, so the batch moves scores by ~0.01: enough to carry unanswerable test
-# questions over the chat's 0.6 relevance gate (tests/test_chat.py), which was chosen with batches of 16.
-BATCH = 16
 
 
 class RerankerError(RuntimeError):
@@ -81,35 +76,33 @@ class OnnxReranker:
         self.max_tokens = int(trained.get("max_tokens", MAX_TOKENS))
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(self.max_tokens, strategy="only_second")
-        config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-        pad_token = config.get("pad_token", "<pad>")
-        pad_id = self._tokenizer.token_to_id(pad_token)
-        self._tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
         self._session = onnxruntime.InferenceSession(str(model_dir / file_name), sess_options=session_options,
                                                      providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._thread = ProcessThread("policyqa-reranker") if serial else None
 
-    def _logits(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(pairs)
-        feeds = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
-        if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        if self._thread is not None:
-            return self._thread.run(self._session.run, None, feeds)[0][:, 0]
-        return self._session.run(None, feeds)[0][:, 0]
+    def _logits(self, inputs: list[dict[str, np.ndarray]]) -> np.ndarray:
+        return np.array([self._session.run(None, feeds)[0][0, 0] for feeds in inputs], dtype=np.float32)
 
     def score(self, query: str, passages: list[str]) -> np.ndarray:
-        """Passages of like length are batched together (shortest first): padding costs little."""
+        """Each passage is read alone, so its score is the same whatever it is read with.
+
+        int8 scales each call's activations by their range, padding included: batched, a passage's score
+        moved with its companions (the 194 questions of eval/sets/answers.jsonl with their best 10 clauses
+        at 7k: by 0.019 on average and up to 0.14 in batches of 16). Alone, with no padding, the calls
+        also cost less: 90-99 ms of CPU per search on one thread vs 122 ms in batches of 16 (same run,
+        2026-12-05)."""
         if not passages:
             return np.empty(0, dtype=np.float32)
-        order = np.argsort([len(p) for p in passages], kind="stable")
-        logits = np.concatenate([self._logits([(query, passages[i]) for i in order[start:start + BATCH]])
-                                 for start in range(0, len(order), BATCH)])
-        scores = np.empty(len(passages), dtype=np.float32)
-        scores[order] = 1 / (1 + np.exp(-logits))
-        return scores
+        inputs = []
+        for encoding in self._tokenizer.encode_batch([(query, passage) for passage in passages]):
+            feeds = {"input_ids": np.array([encoding.ids], dtype=np.int64),
+                     "attention_mask": np.array([encoding.attention_mask], dtype=np.int64)}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.array([encoding.type_ids], dtype=np.int64)
+            inputs.append(feeds)
+        logits = self._thread.run(self._logits, inputs) if self._thread is not None else self._logits(inputs)
+        return 1 / (1 + np.exp(-logits))
 
 
 def reranker_dir(settings: Settings) -> Path | None:
@@ -134,7 +127,9 @@ def load_reranker(settings: Settings, concurrent: bool = False) -> Reranker | No
     if folder is None:
         return None
     file_name = ensure_onnx(folder, settings.reranker_variant)
-    # The arena keeps one call's peak, bounded by BATCH pairs of max_tokens; without it glibc kept more of
-    # the calls' freed buffers (2 workers at 56k, same run as above: 18.2 req/s, 104 ms, PSS 1,677 MB).
+    # The arena keeps one call's peak, bounded by one pair of max_tokens; without it glibc kept more of the
+    # calls' freed buffers (2 workers at 56k, batches of 16: 18.2 vs 21.0 req/s, PSS 1,677 vs 1,632 MB).
+    # Two threads per call with 2 workers too: 27.3 vs 26.9 req/s on one (7k clauses, bench/load.py, same
+    # run, 2026-12-05), and a lone search waits less.
     options = concurrent_session_options(arena=True) if concurrent else None
     return OnnxReranker(folder, file_name, options, serial=concurrent)

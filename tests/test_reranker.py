@@ -76,6 +76,18 @@ def test_the_onnx_reranker_scores_as_the_trained_torch_model_does(demo_pairs):
 
 
 @pytest.mark.model
+def test_a_clause_scores_the_same_whatever_it_is_read_with(demo_pairs):
+    """The chat refuses below a fixed score: a clause's score must not move with the clauses retrieved
+    beside it (read in batches, int8's per-call scaling moved scores by up to 0.14)."""
+    reranker = load_reranker(Settings(models_dir=MODELS), concurrent=True)
+    together = reranker.score(QUESTION, demo_pairs)
+    alone = np.array([reranker.score(QUESTION, [passage])[0] for passage in demo_pairs])
+    reversed_order = reranker.score(QUESTION, demo_pairs[::-1])[::-1]
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+    np.testing.assert_allclose(reversed_order, alone, atol=1e-6)
+
+
+@pytest.mark.model
 def test_a_reranker_folder_of_ones_own_is_used_instead(tmp_path, demo_pairs):
     """As a user would configure bge-reranker-v2-m3: a folder with a sequence classifier, exported at first use."""
     ours = reranker_dir(Settings(models_dir=MODELS))
