@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from backends.base import SearchIndex
-from index.clause_text import passage_text
+from index.clause_text import passage_text, question_text
 from index.tokenize import normalise_numbers, tokenize
 from index.types import MAX_QUERY_CHARS, Hit, QueryError
 from ingest.clauses import readable_address
@@ -283,7 +283,7 @@ def reranked_quotes(question: Question, hits: list[Hit], reranker: Reranker,
             read.append((i, sentences, j))
     if not read:
         return [], 0.0
-    scores = reranker.score(question.search_text, [passage_text(hits[i].clause, s[j]) for i, s, j in read])
+    scores = reranker.score(question_text(question.search_text), [passage_text(hits[i].clause, s[j]) for i, s, j in read])
     quotes = []
     for (i, sentences, j), score in zip(read, scores, strict=True):
         end = list_end(sentences, j)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from embedding.encoder import Encoder
-from index.clause_text import passage_text
+from index.clause_text import passage_text, question_text
 from index.collapse import collapse_duplicates
 from index.fusion import rrf, weighted_sum
 from index.tokenize import expand_query, tokenize
@@ -115,7 +115,7 @@ class SearchPipeline:
         relevance: dict[Hashable, float] = {}
         if reranking and groups:
             head = groups[: self.options.rerank_depth]
-            scores = self.reranker.score(query, [passage_text(found.clause_of(row)) for row, _ in head])
+            scores = self.reranker.score(question_text(query), [passage_text(found.clause_of(row)) for row, _ in head])
             relevance = {row: float(s) for (row, _), s in zip(head, scores, strict=True)}
             order = weighted_sum(relevance, {row: fused[row] for row, _ in head}, self.options.rerank_weight)
             groups = sorted(head, key=lambda g: (-order[g[0]], -relevance[g[0]])) + groups[len(head):]

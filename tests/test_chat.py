@@ -27,11 +27,11 @@ from tests.conftest import HANG_S, serving
 CLASS_SIZE_ID = "002_d6057a83cdbdb456#二.(三).2~2"
 CLASS_SIZE_TITLE = "关于印发《大力提升义务教育工作质量实施意见》的通知"
 # Known misses, kept visible (strict: each fails once it is refused). Our reranker scores a sentence on school
-# sports contests (比赛) 0.64 for 足球比赛规则, and a sentence of a traditional-script plan 0.61 for an English
-# question, above the refusal threshold calibrated on the dev split (0.59). (Read in batches of 16, the bread
-# question had scored below the threshold: its companions moved its score.)
-SPORTS_MISS = pytest.param("足球比赛规则", marks=pytest.mark.xfail(strict=True, reason="answered at relevance 0.64 > 0.59"))
-BREAD_MISS = pytest.param("how to bake bread", marks=pytest.mark.xfail(strict=True, reason="answered at relevance 0.61 > 0.59"))
+# sports contests (比赛) 0.62 for 足球比赛规则, and a sentence of a plan 0.69 for an English question, above the
+# refusal threshold calibrated on the dev split (0.59). (Read in batches of 16 and in traditional script as
+# written, the bread question had scored below the threshold.)
+SPORTS_MISS = pytest.param("足球比赛规则", marks=pytest.mark.xfail(strict=True, reason="answered at relevance 0.62 > 0.59"))
+BREAD_MISS = pytest.param("how to bake bread", marks=pytest.mark.xfail(strict=True, reason="answered at relevance 0.69 > 0.59"))
 UNANSWERABLE = ["高校科研经费报销流程", "医保报销比例", SPORTS_MISS, BREAD_MISS]
 
 
@@ -64,6 +64,15 @@ def test_class_size_questions_quote_the_limit_sentence_and_cite_its_clause(demo_
     # Every citation in the text has its source, and every source is cited.
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text.split("来源：")[0])}
     assert cited == {s.number for s in answer.sources}
+
+
+@pytest.mark.parametrize("question", ["农村寄宿生补助多少钱", "農村寄宿生補助多少錢"])
+def test_a_question_in_either_script_quotes_the_allowance_written_in_traditional_script(demo_index, question):
+    """The reranker reads question and clause in simplified script (as written, the clause scored 0.50 and
+    was refused); the user sees the clause as written."""
+    answer = compose_answer(demo_index, [user(question)])
+    assert answer.found and answer.relevance > 0.75, answer
+    assert "小學500元、初中750元" in answer.sources[0].quotes[0]
 
 
 @pytest.mark.parametrize("question", UNANSWERABLE)

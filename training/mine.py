@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from answer.extractive import Question, split_sentences
-from index.clause_text import passage_text
+from index.clause_text import passage_text, question_text
 from ingest.normalize import compact
 from ingest.schema import Clause
 from training.questions import CORPUS, TrainingQuestion, allowed_sources, load
@@ -63,7 +63,7 @@ def holds_gold(clause: Clause, gold: list[str]) -> bool:
 
 def pairs_for(question: TrainingQuestion, query: str, index, split: str) -> Iterator[Pair]:
     def pair(passage: str, label: int, level: str) -> Pair:
-        return Pair(qid=question.id, query=query, passage=passage, label=label, level=level, split=split)
+        return Pair(qid=question.id, query=question_text(query), passage=passage, label=label, level=level, split=split)
 
     hits = index.search(query, k=SEARCH_DEPTH)
     negatives = [h.clause for h in hits if not holds_gold(h.clause, question.gold)][:HARD_NEGATIVES]
