@@ -62,8 +62,10 @@ def holds_gold(clause: Clause, gold: list[str]) -> bool:
 
 
 def pairs_for(question: TrainingQuestion, query: str, index, split: str) -> Iterator[Pair]:
+    asked = question_text(query)
+
     def pair(passage: str, label: int, level: str) -> Pair:
-        return Pair(qid=question.id, query=question_text(query), passage=passage, label=label, level=level, split=split)
+        return Pair(qid=question.id, query=asked, passage=passage, label=label, level=level, split=split)
 
     hits = index.search(query, k=SEARCH_DEPTH)
     negatives = [h.clause for h in hits if not holds_gold(h.clause, question.gold)][:HARD_NEGATIVES]
